@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from engine.errors import PolicyError
 from engine.risk import Risk
 
-OperationGlob = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9*?\[\]_.-]+:[A-Za-z0-9*?\[\]_.-]+$")]
+OperationGlob = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9*?\[\]_.-]+:[A-Za-z0-9*?\[\]_.-]+$")
+]
 SlackId = Annotated[str, StringConstraints(pattern=r"^[UWS][A-Z0-9]{1,20}$")]
 
 

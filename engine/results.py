@@ -83,7 +83,8 @@ class PlanResult(BaseModel):
     commands: list[CommandOutcome]
     rolled_back: list[str] = Field(default_factory=list, description="Ids whose rollback succeeded.")
     not_rolled_back: list[str] = Field(
-        default_factory=list, description="Ids that succeeded but could not be rolled back, with no rollback or a failed one."
+        default_factory=list,
+        description="Ids that succeeded but could not be rolled back, with no rollback or a failed one.",
     )
     cancelled_by: str | None = None
 

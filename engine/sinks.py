@@ -62,7 +62,9 @@ class ListSink:
 
     def lines(self, command_id: str | None = None) -> list[str]:
         return [
-            e.line for e in self.events if isinstance(e, OutputLine) and (command_id is None or e.command_id == command_id)
+            e.line
+            for e in self.events
+            if isinstance(e, OutputLine) and (command_id is None or e.command_id == command_id)
         ]
 
 
