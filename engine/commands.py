@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.plan import Plan
 from engine.risk import Risk
 
 
@@ -41,3 +42,49 @@ class ResolvedCommand(BaseModel):
     @property
     def sdk_runnable(self) -> bool:
         return self.operation is not None and self.params is not None
+
+
+class ValidatedCommand(BaseModel):
+    """A plan command that passed validation, with its rollback steps resolved the same way."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    description: str | None = None
+    depends_on: list[str] = Field(default_factory=list)
+    command: ResolvedCommand
+    rollback: list[ResolvedCommand] = Field(default_factory=list)
+
+    @property
+    def risk(self) -> Risk:
+        return self.command.risk
+
+
+class ValidatedPlan(BaseModel):
+    """A plan that may run: every command resolved, the dependency graph checked, the risk computed.
+
+    ``risk`` is the highest of the computed risk and the risk the plan states (which can only raise it).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    plan: Plan
+    commands: list[ValidatedCommand]
+    computed_risk: Risk
+    risk: Risk
+
+    @property
+    def hash(self) -> str:
+        return self.plan.hash
+
+    @property
+    def services(self) -> list[str]:
+        return sorted(
+            {c.command.service for c in self.commands} | {r.service for c in self.commands for r in c.rollback}
+        )
+
+    def command(self, command_id: str) -> ValidatedCommand:
+        for command in self.commands:
+            if command.id == command_id:
+                return command
+        raise KeyError(command_id)
