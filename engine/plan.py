@@ -141,7 +141,8 @@ def parse_plan(text: str | bytes) -> Plan:
         raise PlanError("plan is empty")
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError, OverflowError) as exc:
+        # PyYAML raises plain ValueError/OverflowError for out-of-range dates and numbers.
         raise PlanError(f"plan is not valid YAML or JSON: {_one_line(str(exc))}") from None
     except RecursionError:
         raise PlanError("plan is nested too deeply") from None
