@@ -30,7 +30,9 @@ class ExecutorChoice(StrEnum):
 
 
 class EngineSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_nested_delimiter="__")
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", env_nested_delimiter="__", populate_by_name=True
+    )
 
     aws_profile: str | None = Field(default=None, validation_alias=AliasChoices("CLOUDOPS_AWS_PROFILE", "AWS_PROFILE"))
     aws_region: str | None = Field(
