@@ -19,11 +19,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bot import cli_history, cli_plans
+    from bot import cli_history, cli_plans, cli_serve
 
     parser = _Parser(prog="cloudops", description="Approval-gated chat-ops for AWS.")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for module in (cli_plans, cli_history):
+    for module in (cli_plans, cli_history, cli_serve):
         module.register(subparsers)
     return parser
 

@@ -1,0 +1,114 @@
+"""``cloudops serve``: run the Slack app, over Socket Mode when SLACK_APP_TOKEN is set, over HTTP otherwise."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Sequence
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+
+from bot.settings import BotSettings, ServeMode, load_bot_settings
+from bot.slack.app import ListenerGroup, build_client, create_app
+from bot.slack.client import BudgetedWebClient
+from bot.slack.server import SocketModeHandlerFactory, choose_mode, run_http, run_socket_mode, socket_mode_handler
+from engine.errors import CloudOpsError, ConfigError
+from engine.policy import load_policy
+from engine.redact import register_secret
+
+logger = logging.getLogger("cloudops.serve")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    serve_parser = subparsers.add_parser(
+        "serve",
+        help="run the Slack app",
+        description=(
+            "Run the CloudOps Slack app: over Socket Mode when SLACK_APP_TOKEN is set, otherwise as an HTTP "
+            "server for Slack's requests at /slack/events (SLACK_SIGNING_SECRET required)."
+        ),
+    )
+    serve_parser.add_argument("--port", type=_port, help="HTTP mode port (default: $CLOUDOPS_HTTP_PORT or 3000)")
+    serve_parser.add_argument("--host", help="HTTP mode address (default: $CLOUDOPS_HTTP_HOST or 0.0.0.0)")
+    serve_parser.set_defaults(func=_serve_command)
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 65535, not {value}")
+    return value
+
+
+async def _serve_command(args: argparse.Namespace) -> int:
+    given = {"http_port": args.port, "http_host": args.host}
+    overrides = {name: value for name, value in given.items() if value is not None}
+    settings = load_bot_settings(**overrides)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        # Stopping through the event lets the server close its connections; where signals cannot be
+        # hooked, Ctrl-C still ends the run through KeyboardInterrupt.
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    await serve(settings, stop=stop)
+    return 0
+
+
+async def serve(
+    settings: BotSettings,
+    *,
+    stop: asyncio.Event | None = None,
+    listener_groups: Sequence[ListenerGroup] | None = None,
+    socket_handler_factory: SocketModeHandlerFactory = socket_mode_handler,
+) -> None:
+    """Check the policy and the bot token, then serve Slack in the chosen mode until ``stop`` is set."""
+    for secret in (settings.bot_token, settings.app_token, settings.signing_secret):
+        if secret:
+            register_secret(secret)
+    # A broken policy file should stop the start, not the first approval hours later.
+    load_policy(settings.policy_path)
+    policy = str(settings.policy_path) if settings.policy_path else "the permissive default policy"
+
+    async with aiohttp.ClientSession() as session:
+        client = build_client(settings, session=session)
+        identity = await _identify(client)
+        app = create_app(settings, client=client, listener_groups=listener_groups)
+        app_token = settings.app_token
+        if choose_mode(settings) is ServeMode.SOCKET and app_token is not None:
+            await run_socket_mode(
+                app,
+                app_token,
+                stop=stop,
+                handler_factory=socket_handler_factory,
+                ready=lambda: logger.info("serving Slack over Socket Mode as %s, with %s", identity, policy),
+            )
+        else:
+            await run_http(
+                app,
+                settings.http_host,
+                settings.http_port,
+                stop=stop,
+                ready=lambda url: logger.info("serving Slack over HTTP at %s as %s, with %s", url, identity, policy),
+            )
+
+
+async def _identify(client: BudgetedWebClient) -> str:
+    """Who the bot token belongs to, from auth.test: a wrong token is reported now, in one line."""
+    try:
+        identity = await client.auth_test()
+    except SlackApiError as exc:
+        error = exc.response.get("error") if exc.response is not None else None
+        raise ConfigError(f"Slack refused SLACK_BOT_TOKEN: {error or 'no reason given'}") from None
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise CloudOpsError(f"cannot reach Slack at {client.base_url}: {exc or type(exc).__name__}") from None
+    return f"@{identity.get('user')} in {identity.get('team')}"

@@ -1,0 +1,152 @@
+"""The Bolt app: one ``AsyncApp`` with the budgeted Web API client, the error handler and the listener groups.
+
+A listener group is a module (or any object) with ``register(app)``, one per Slack surface, in
+``bot/slack/listeners/``. Adding one is adding its module name to ``DEFAULT_LISTENER_MODULES``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import traceback
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any, Protocol
+
+import aiohttp
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.settings import BotSettings
+from bot.slack.client import BudgetedWebClient, SlackCallBudget
+from engine.redact import redact_text
+
+APP_NAME = "cloudops"
+
+# Imported in this order when present; a surface without a module yet is simply not served.
+DEFAULT_LISTENER_MODULES: tuple[str, ...] = (
+    "bot.slack.listeners.events",
+    "bot.slack.listeners.actions",
+    "bot.slack.listeners.views",
+    "bot.slack.listeners.commands",
+    "bot.slack.listeners.shortcuts",
+)
+
+
+class ListenerGroup(Protocol):
+    def register(self, app: AsyncApp) -> None: ...
+
+
+def default_listener_groups(module_names: Sequence[str] = DEFAULT_LISTENER_MODULES) -> list[ListenerGroup]:
+    groups: list[ListenerGroup] = []
+    for name in module_names:
+        try:
+            groups.append(importlib.import_module(name))  # type: ignore[arg-type]
+        except ModuleNotFoundError as exc:
+            # Only the group's own absence is expected; a group whose imports fail must fail loudly.
+            if exc.name != name:
+                raise
+    return groups
+
+
+def build_client(
+    settings: BotSettings,
+    *,
+    session: aiohttp.ClientSession | None = None,
+    budget: SlackCallBudget | None = None,
+) -> BudgetedWebClient:
+    options: dict[str, Any] = {"token": settings.bot_token, "session": session, "budget": budget}
+    if settings.slack_api_url is not None:
+        options["base_url"] = settings.slack_api_url
+    return BudgetedWebClient(**options)
+
+
+def create_app(
+    settings: BotSettings,
+    *,
+    client: AsyncWebClient | None = None,
+    listener_groups: Sequence[ListenerGroup] | None = None,
+    process_before_response: bool = False,
+) -> AsyncApp:
+    """The CloudOps Bolt app. ``listener_groups`` defaults to the modules of ``DEFAULT_LISTENER_MODULES``.
+
+    AsyncApp checks the token lazily, with ``auth.test`` on the first request; ``cloudops serve`` calls it
+    before it starts so that a bad token is reported at once.
+    """
+    client = client if client is not None else build_client(settings)
+    with _quiet_token_skipped_warning():
+        app = AsyncApp(
+            name=APP_NAME,
+            client=client,
+            # Empty in Socket Mode, where Bolt does not verify signatures; HTTP mode settings always carry one.
+            signing_secret=settings.signing_secret or "",
+            process_before_response=process_before_response,
+        )
+    if isinstance(client, BudgetedWebClient):
+        app.middleware(budgeted_client_middleware(client))
+    register_error_handler(app)
+    for group in default_listener_groups() if listener_groups is None else listener_groups:
+        group.register(app)
+    return app
+
+
+@contextlib.contextmanager
+def _quiet_token_skipped_warning() -> Iterator[None]:
+    """AsyncApp reads SLACK_BOT_TOKEN from the environment even when handed a client, then warns on every start
+    that it goes unused; the client already carries the configured token, so the warning only alarms operators."""
+
+    def not_that_warning(record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+    bolt_logger = logging.getLogger(f"slack_bolt.{AsyncApp.__name__}")
+    bolt_logger.addFilter(not_that_warning)
+    try:
+        yield
+    finally:
+        bolt_logger.removeFilter(not_that_warning)
+
+
+def budgeted_client_middleware(
+    client: BudgetedWebClient,
+) -> Callable[[AsyncBoltContext, Callable[[], Awaitable[Any]]], Awaitable[Any]]:
+    """Bolt hands each request a fresh plain AsyncWebClient; listeners get one that shares the budget instead."""
+
+    async def use_budgeted_client(context: AsyncBoltContext, next: Callable[[], Awaitable[Any]]) -> Any:
+        current = context.client
+        context["client"] = client.sharing_budget(token=current.token, team_id=context.team_id)
+        return await next()
+
+    return use_budgeted_client
+
+
+def register_error_handler(app: AsyncApp) -> None:
+    """Log unhandled listener errors, redacted; Slack gets Bolt's bare 500 and never a traceback."""
+
+    async def log_unhandled_error(error: Exception, body: dict[str, Any], logger: logging.Logger) -> None:
+        logger.error("unhandled error in %s: %s", _describe(body), _redacted_traceback(error))
+
+    app.error(log_unhandled_error)
+
+
+def _describe(body: dict[str, Any]) -> str:
+    """What the request was, by kind only: bodies carry users' words, not needed to find the bug."""
+    if not isinstance(body, dict):
+        return "a request"
+    kind = str(body.get("type") or ("slash_command" if "command" in body else "request"))
+    if kind == "event_callback" and isinstance(body.get("event"), dict):
+        return f"event {body['event'].get('type')}"
+    if "command" in body:
+        return f"command {body['command']}"
+    if kind == "block_actions" and body.get("actions"):
+        return f"block_actions {body['actions'][0].get('action_id')}"
+    if isinstance(body.get("view"), dict):
+        return f"{kind} {body['view'].get('callback_id')}"
+    if body.get("callback_id"):
+        return f"{kind} {body['callback_id']}"
+    return kind
+
+
+def _redacted_traceback(error: BaseException) -> str:
+    return redact_text("".join(traceback.format_exception(error)).rstrip())
