@@ -1,7 +1,8 @@
 """How close the orchestrator gets to the ideal schedule of a dependency graph.
 
-A random 200-command DAG (fixed seed) where each command only sleeps 5-30 ms. With unlimited parallelism the
-fastest possible run takes exactly the critical path: the longest chain of sleeps through the graph. The
+A random 200-command DAG (fixed seed) where each command only sleeps (20-100 ms by default). With
+unlimited parallelism the fastest possible run takes exactly the critical path: the longest chain of sleeps
+through the graph. The
 ratio of measured wall time to that critical path is the orchestrator's overhead (scheduling, events,
 redaction, result building); 1.00 would be none at all.
 
@@ -37,7 +38,9 @@ from tests.fakes import SleepExecutor
 TARGET_RATIO = 1.05
 
 
-def random_dag(size: int, seed: int) -> tuple[dict[str, list[str]], dict[str, float]]:
+def random_dag(
+    size: int, seed: int, min_ms: float = 20, max_ms: float = 100
+) -> tuple[dict[str, list[str]], dict[str, float]]:
     """Dependencies and sleeps: each command depends on 0-3 of the 20 commands before it."""
     rng = random.Random(seed)
     ids = [f"c{i:03d}" for i in range(size)]
@@ -45,7 +48,7 @@ def random_dag(size: int, seed: int) -> tuple[dict[str, list[str]], dict[str, fl
     for i, command_id in enumerate(ids):
         window = ids[max(0, i - 20) : i]
         deps[command_id] = sorted(rng.sample(window, k=min(len(window), rng.randint(0, 3))))
-    sleeps = {command_id: rng.uniform(0.005, 0.030) for command_id in ids}
+    sleeps = {command_id: rng.uniform(min_ms / 1000, max_ms / 1000) for command_id in ids}
     return deps, sleeps
 
 
@@ -96,8 +99,8 @@ def build_plan(deps: dict[str, list[str]]) -> ValidatedPlan:
     return ValidatedPlan(plan=plan, commands=commands, computed_risk=Risk.READ_ONLY, risk=Risk.READ_ONLY)
 
 
-async def measure(size: int, seed: int, repeats: int) -> None:
-    deps, sleeps = random_dag(size, seed)
+async def measure(size: int, seed: int, repeats: int, min_ms: float, max_ms: float) -> None:
+    deps, sleeps = random_dag(size, seed, min_ms, max_ms)
     ideal, chain = critical_path(deps, sleeps)
     plan = build_plan(deps)
     orchestrator = Orchestrator(SleepExecutor(sleeps), max_parallel=size)
@@ -120,7 +123,7 @@ async def measure(size: int, seed: int, repeats: int) -> None:
     median = statistics.median(walls)
     edges = sum(len(p) for p in deps.values())
     print(
-        f"{size} commands, {edges} dependency edges, seed {seed}, sleeps 5-30 ms, "
+        f"{size} commands, {edges} dependency edges, seed {seed}, sleeps {min_ms:g}-{max_ms:g} ms, "
         f"max_parallel={size} (never the limit), {repeats} runs\n"
     )
     print("| measure | wall time (ms) | / critical path |")
@@ -144,8 +147,10 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--min-ms", type=float, default=20, help="shortest command sleep")
+    parser.add_argument("--max-ms", type=float, default=100, help="longest command sleep")
     args = parser.parse_args()
-    asyncio.run(measure(args.size, args.seed, args.repeats))
+    asyncio.run(measure(args.size, args.seed, args.repeats, args.min_ms, args.max_ms))
 
 
 if __name__ == "__main__":
