@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import socket
 import sys
 from pathlib import Path
 
@@ -123,11 +125,14 @@ def load_settings() -> EngineSettings:
 
 async def cmd_run(args: argparse.Namespace) -> int:
     from bot.terminal import TerminalSink, render_plan, render_result
-    from engine.runtime import build_orchestrator, execution_context
+    from engine.execution import ExecutionService
+    from engine.history import cli_conversation_id, open_history_store
+    from engine.runtime import execution_context
 
     settings = load_settings()
+    policy = policy_for(args, settings)
     try:
-        validated = load_validated(args, settings)
+        validated = validate_plan(parse_plan(read_plan_text(args.plan)), policy)
     except PlanValidationError as exc:
         print("Plan is not valid:", file=sys.stderr)
         for problem in exc.problems:
@@ -138,9 +143,35 @@ async def cmd_run(args: argparse.Namespace) -> int:
         print("Not run.", file=sys.stderr)
         return EXIT_DECLINED
     context = execution_context(settings, profile=args.profile, region=args.region, dry_run=args.dry_run)
-    result = await build_orchestrator(settings).execute(validated, context, TerminalSink())
-    print(render_result(result))
-    return 0 if result.ok else EXIT_FAILED
+    conversation_id = cli_conversation_id()
+    # The record is written before anything runs; if the store cannot be opened or written, nothing runs.
+    async with await open_history_store() as store:
+        service = ExecutionService(store, policy, settings)
+        await service.recover()
+        outcome = await service.run_local(
+            validated,
+            conversation_id=conversation_id,
+            requested_by=operator_name(),
+            user_prompt=f"cloudops run {args.plan}",
+            context=context,
+            sink=TerminalSink(),
+        )
+    if not outcome.started or outcome.result is None:
+        print(f"Not run: {outcome.reason}", file=sys.stderr)
+        return EXIT_FAILED
+    print(render_result(outcome.result))
+    if outcome.record is not None:
+        print(f"Recorded as {outcome.record.id} in {conversation_id}")
+    if not outcome.stored:
+        print("warning: the result could not be written to the history store", file=sys.stderr)
+    return 0 if outcome.result.ok else EXIT_FAILED
+
+
+def operator_name() -> str:
+    try:
+        return f"{getpass.getuser()}@{socket.gethostname()}"
+    except (KeyError, OSError):
+        return "terminal-user"
 
 
 def confirm(risk: Risk, dry_run: bool) -> bool:

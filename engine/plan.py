@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from engine.canonical import canonical_json
 from engine.errors import PlanError
 from engine.risk import Risk
 
@@ -110,7 +111,7 @@ class Plan(_Strict):
 
     def canonical_json(self) -> str:
         """A stable text of the plan: what the hash covers and what an approval binds to."""
-        return json.dumps(self.model_dump(mode="json", exclude_none=True), sort_keys=True, separators=(",", ":"))
+        return canonical_json(self.model_dump(mode="json", exclude_none=True))
 
     @property
     def hash(self) -> str:

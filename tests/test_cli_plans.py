@@ -96,6 +96,17 @@ def test_run_yes_executes_against_aws_and_exits_zero(aws: str, tmp_path: Path) -
     assert "reports-2026" in [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]]
     assert "Plan succeeded" in done.stdout
 
+    history = cloudops("history", "--json", env=env)
+    assert history.returncode == 0, history.stderr
+    [record] = json.loads(history.stdout)
+    assert record["status"] == "succeeded"
+    assert record["conversation_id"].startswith("cli:")
+    assert record["summary"] == "Create the reports bucket and tag it"
+    assert [c["status"] for c in record["commands"]] == ["succeeded"] * 3
+    assert record["approvals"][0]["comment"] == "confirmed at the terminal"
+    verify = cloudops("audit", "verify", env=env)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
 
 @pytest.mark.slow
 def test_destructive_plan_runs_only_after_the_risk_word_is_typed(aws: str, tmp_path: Path) -> None:

@@ -15,7 +15,6 @@ alone: someone with write access who rebuilds the whole chain consistently. Keep
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import socket
 import uuid
@@ -25,14 +24,11 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.canonical import canonical_json
 from engine.history.records import CHAIN_FIELDS, ExecutionRecord, RecordStatus
 
 GENESIS_HASH = "0" * 64
 _ENTRY_NAMESPACE = UUID("7c0f6a52-3c1e-5b8e-9a57-0d6f1f0c2a11")
-
-
-def canonical_json(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def record_content(record: ExecutionRecord) -> dict[str, Any]:

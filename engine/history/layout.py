@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from engine.canonical import stable_floats
 from engine.history.lexical import SparseVector
 from engine.history.records import ExecutionRecord
 
@@ -96,7 +97,7 @@ def search_sha(record: ExecutionRecord) -> str:
 
 
 def record_payload(record: ExecutionRecord) -> dict[str, Any]:
-    payload = record.model_dump(mode="json")
+    payload = stable_floats(record.model_dump(mode="json"))
     payload[CREATED_TS] = record.timestamp.timestamp()
     payload[SEARCH_SHA] = search_sha(record)
     return payload

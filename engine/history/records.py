@@ -29,6 +29,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from engine.commands import ResolvedCommand, ValidatedPlan
 from engine.history.errors import ConversationIdError, InvalidTransitionError
+from engine.plan import Plan
 from engine.results import Attempt, RunState
 from engine.risk import Risk
 
@@ -252,6 +253,62 @@ class RollbackSummary(BaseModel):
     not_rolled_back: list[str] = Field(default_factory=list)
 
 
+_PLAN_SETTINGS = ("summary", "mode", "on_failure", "risk")
+
+
+class PlanEditRecord(BaseModel):
+    """One edit of a proposed plan: who made which version out of which, and what differs between them.
+
+    Approvals name the version and hash they were given for, so these entries are what lets a reader see
+    which text each approval of an older version actually covered.
+    """
+
+    by: str = Field(min_length=1)
+    at: AwareDatetime = Field(default_factory=utc_now)
+    from_version: int = Field(ge=1)
+    to_version: int = Field(ge=2)
+    from_hash: str
+    to_hash: str
+    from_risk: Risk | None = None
+    to_risk: Risk | None = None
+    note: str | None = None
+    changed: list[str] = Field(default_factory=list, description="Ids of commands whose text changed.")
+    added: list[str] = Field(default_factory=list)
+    removed: list[str] = Field(default_factory=list)
+    settings: list[str] = Field(default_factory=list, description="Plan fields that changed: summary, mode, ...")
+
+    @classmethod
+    def between(
+        cls,
+        old: Plan,
+        new: Plan,
+        *,
+        by: str,
+        from_version: int,
+        at: datetime | None = None,
+        from_risk: Risk | None = None,
+        to_risk: Risk | None = None,
+        note: str | None = None,
+    ) -> PlanEditRecord:
+        before = {command.id: command for command in old.commands}
+        after = {command.id: command for command in new.commands}
+        return cls(
+            by=by,
+            at=at or utc_now(),
+            from_version=from_version,
+            to_version=from_version + 1,
+            from_hash=old.hash,
+            to_hash=new.hash,
+            from_risk=from_risk,
+            to_risk=to_risk,
+            note=note or None,
+            changed=[cid for cid in after if cid in before and after[cid] != before[cid]],
+            added=[cid for cid in after if cid not in before],
+            removed=[cid for cid in before if cid not in after],
+            settings=[name for name in _PLAN_SETTINGS if getattr(old, name) != getattr(new, name)],
+        )
+
+
 # Fields the store owns: set on every write, never by a caller's changes, and outside the content hash
 # (except ``version``, which the hash covers so that an entry binds to one version).
 STORE_FIELDS = frozenset({"version", "updated_at", "content_hash", "audit_seq", "created_seq", "write_token"})
@@ -287,6 +344,15 @@ class ExecutionRecord(BaseModel):
     channel: str | None = Field(default=None, description="Slack channel id, when the request came from Slack.")
     cancelled_by: str | None = None
     notes: list[str] = Field(default_factory=list)
+    # Added with the approval and execution services; older records read back with these defaults.
+    environment: str | None = Field(default=None, description="The channel's environment label, e.g. `prod`.")
+    approvals_required: int | None = Field(
+        default=None, ge=0, description="Distinct approvals the current plan version needs; None: not recorded."
+    )
+    expires_at: AwareDatetime | None = Field(default=None, description="When a pending approval request lapses.")
+    edits: list[PlanEditRecord] = Field(default_factory=list, description="Every edit of the plan, oldest first.")
+    started_by: str | None = Field(default=None, description="Who (or what) started the run.")
+    dry_run_of: UUID | None = Field(default=None, description="For a dry-run record: the record it checked.")
 
     version: int = Field(default=1, ge=1, description="Bumped on every write: the compare-and-set token.")
     content_hash: str = Field(default="", description="SHA-256 of the canonical content (chain fields excluded).")
@@ -315,6 +381,10 @@ class ExecutionRecord(BaseModel):
         link: str | None = None,
         channel: str | None = None,
         now: datetime | None = None,
+        environment: str | None = None,
+        approvals_required: int | None = None,
+        expires_at: datetime | None = None,
+        dry_run_of: UUID | None = None,
     ) -> ExecutionRecord:
         created = now or utc_now()
         return cls(
@@ -336,6 +406,10 @@ class ExecutionRecord(BaseModel):
             dry_run=dry_run,
             link=link,
             channel=channel,
+            environment=environment,
+            approvals_required=approvals_required,
+            expires_at=expires_at,
+            dry_run_of=dry_run_of,
         )
 
     def plan_revision(self, validated: ValidatedPlan) -> dict[str, Any]:

@@ -209,3 +209,39 @@ async def test_csv_export_has_a_row_per_record_and_defuses_formulas(
 async def test_export_refuses_an_unknown_format(store: QdrantHistoryStore) -> None:
     with pytest.raises(ValueError, match="unknown export format"):
         await export_records(store, io.StringIO(), "xml")  # type: ignore[arg-type]
+
+
+# Floats that some JSON parsers (Qdrant's among them) read back one unit in the last place off.
+LONG_FLOATS = [0.021279235830317014, 0.1 + 0.2, 1.0000000000000002, 12.345678901234567, 9.876543210987654e-05]
+
+
+async def test_records_with_long_floats_read_back_with_an_unchanged_hash(store: QdrantHistoryStore) -> None:
+    created = await store.create(new_record("time things", user="alice", now=T0))
+    for duration in LONG_FLOATS:
+        current = await store.get(created.id)
+        result = await store.transition(
+            created.id,
+            expected_status=current.status,
+            changes={"duration_seconds": duration, "notes": [f"{duration!r}"]},
+        )
+        assert result.applied
+
+    stored = await store.get(created.id)
+    assert stored is not None and stored.content_hash == content_hash(stored)
+    report = await verify_chain(store)
+    assert report.ok, report.problems
+
+
+def test_plan_hash_ignores_float_noise_beyond_fifteen_digits() -> None:
+    from engine.plan import plan_from_data
+
+    def plan(value: float):
+        return plan_from_data(
+            {
+                "summary": "s",
+                "commands": [{"id": "a", "sdk": {"service": "s3", "operation": "ListBuckets", "params": {"x": value}}}],
+            }
+        )
+
+    assert plan(0.021279235830317014).hash == plan(0.021279235830317017).hash
+    assert plan(0.02127923583).hash != plan(0.02127923584).hash
