@@ -12,12 +12,16 @@ from collections.abc import Sequence
 import aiohttp
 from slack_sdk.errors import SlackApiError
 
+from bot.planner import LLMSettings, OpenAIPlanner
 from bot.settings import BotSettings, ServeMode, load_bot_settings
 from bot.slack.app import ListenerGroup, build_client, create_app
 from bot.slack.client import BudgetedWebClient
+from bot.slack.context import BotContext
 from bot.slack.server import SocketModeHandlerFactory, choose_mode, run_http, run_socket_mode, socket_mode_handler
+from engine.config import EngineSettings
 from engine.errors import CloudOpsError, ConfigError
-from engine.policy import load_policy
+from engine.history import HistorySettings, open_history_store
+from engine.policy import Policy, load_policy
 from engine.redact import register_secret
 
 logger = logging.getLogger("cloudops.serve")
@@ -70,19 +74,27 @@ async def serve(
     stop: asyncio.Event | None = None,
     listener_groups: Sequence[ListenerGroup] | None = None,
     socket_handler_factory: SocketModeHandlerFactory = socket_mode_handler,
+    context: BotContext | None = None,
 ) -> None:
-    """Check the policy and the bot token, then serve Slack in the chosen mode until ``stop`` is set."""
+    """Check the policy and the bot token, then serve Slack in the chosen mode until ``stop`` is set.
+
+    With the default listener groups and no ``context``, the app's dependencies are built here: the history
+    store (``open_history_store``), recovery of runs a stopped process left ``running``, the policy, and the
+    LLM planner when one is configured. Explicit ``listener_groups`` without a ``context`` serve without them.
+    """
     for secret in (settings.bot_token, settings.app_token, settings.signing_secret):
         if secret:
             register_secret(secret)
     # A broken policy file should stop the start, not the first approval hours later.
-    load_policy(settings.policy_path)
+    loaded_policy = load_policy(settings.policy_path)
     policy = str(settings.policy_path) if settings.policy_path else "the permissive default policy"
 
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession() as session, contextlib.AsyncExitStack() as resources:
         client = build_client(settings, session=session)
         identity = await _identify(client)
-        app = create_app(settings, client=client, listener_groups=listener_groups)
+        if context is None and listener_groups is None:
+            context = await _open_context(loaded_policy, resources)
+        app = create_app(settings, client=client, listener_groups=listener_groups, context=context)
         app_token = settings.app_token
         if choose_mode(settings) is ServeMode.SOCKET and app_token is not None:
             await run_socket_mode(
@@ -100,6 +112,24 @@ async def serve(
                 stop=stop,
                 ready=lambda url: logger.info("serving Slack over HTTP at %s as %s, with %s", url, identity, policy),
             )
+
+
+async def _open_context(policy: Policy, resources: contextlib.AsyncExitStack) -> BotContext:
+    """The store, recovery, the planner: what the listeners need, closed again when serving stops."""
+    store = await open_history_store(HistorySettings())
+    resources.push_async_callback(store.close)
+    engine_settings = EngineSettings()
+    bot = BotContext.build(policy=policy, store=store, engine_settings=engine_settings)
+    interrupted = await bot.executions.recover()
+    if interrupted:
+        logger.warning("marked %d run(s) left running by a stopped process as interrupted", len(interrupted))
+    llm = LLMSettings()
+    if llm.configured:
+        planner = OpenAIPlanner(llm)
+        resources.push_async_callback(planner.aclose)
+        bot.planner = planner
+    logger.debug("history in %s; planner: %s", store.description, "configured" if bot.planner else "none")
+    return bot
 
 
 async def _identify(client: BudgetedWebClient) -> str:

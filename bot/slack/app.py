@@ -21,6 +21,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.settings import BotSettings
 from bot.slack.client import BudgetedWebClient, SlackCallBudget
+from bot.slack.context import BotContext
+from bot.slack.context import install as install_context
 from engine.redact import redact_text
 
 APP_NAME = "cloudops"
@@ -69,11 +71,13 @@ def create_app(
     client: AsyncWebClient | None = None,
     listener_groups: Sequence[ListenerGroup] | None = None,
     process_before_response: bool = False,
+    context: BotContext | None = None,
 ) -> AsyncApp:
     """The CloudOps Bolt app. ``listener_groups`` defaults to the modules of ``DEFAULT_LISTENER_MODULES``.
 
     AsyncApp checks the token lazily, with ``auth.test`` on the first request; ``cloudops serve`` calls it
-    before it starts so that a bad token is reported at once.
+    before it starts so that a bad token is reported at once. ``context`` (policy, store, approval and
+    execution services) is handed to every listener; see ``bot.slack.context``.
     """
     client = client if client is not None else build_client(settings)
     with _quiet_token_skipped_warning():
@@ -87,6 +91,8 @@ def create_app(
     if isinstance(client, BudgetedWebClient):
         app.middleware(budgeted_client_middleware(client))
     register_error_handler(app)
+    if context is not None:
+        install_context(app, context)
     for group in default_listener_groups() if listener_groups is None else listener_groups:
         group.register(app)
     return app

@@ -1,0 +1,1 @@
+"""Listener groups, one module per Slack surface, each with ``register(app)``."""
