@@ -30,9 +30,7 @@ class ExecutorChoice(StrEnum):
 
 
 class EngineSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_file=".env", extra="ignore", env_nested_delimiter="__", populate_by_name=True
-    )
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_nested_delimiter="__", populate_by_name=True)
 
     aws_profile: str | None = Field(default=None, validation_alias=AliasChoices("CLOUDOPS_AWS_PROFILE", "AWS_PROFILE"))
     aws_region: str | None = Field(
