@@ -43,11 +43,10 @@ from bot.slack.blocks import (
 )
 from bot.slack.blocks.mrkdwn import defuse_fences, escape
 from bot.slack.context import BotContext
-from engine.approval import ApprovalError, ApprovalService, plan_binds
+from engine.approval import ApprovalError, plan_binds
 from engine.errors import CloudOpsError, PlanError, PlanValidationError, StoreError
 from engine.execution import ExecutionRefused
 from engine.history.records import ExecutionRecord, RecordStatus, parse_conversation_id, slack_conversation_id
-from engine.history.store import HistoryStore
 from engine.policy import ChannelPolicy
 from engine.results import PlanResult
 from engine.runtime import execution_context
@@ -65,23 +64,6 @@ _OUTPUT_PER_COMMAND = 600
 
 def record_id_for(conversation_id: str, message_ts: str) -> UUID:
     return uuid.uuid5(RECORD_NAMESPACE, f"{conversation_id}|{message_ts}")
-
-
-class _FixedIdStore:
-    """A store view whose ``create`` stores the record under a chosen id (insert-only, so a second try fails).
-
-    ``ApprovalService.propose`` has no ``record_id`` argument yet; this gives the same effect without it.
-    """
-
-    def __init__(self, store: HistoryStore, record_id: UUID) -> None:
-        self._store = store
-        self._record_id = record_id
-
-    async def create(self, record: ExecutionRecord) -> ExecutionRecord:
-        return await self._store.create(record.model_copy(update={"id": self._record_id}))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -303,9 +285,8 @@ async def handle_request(
         await _reply(client, channel, thread_ts, plan_error_message([str(exc)]))
         return
 
-    proposer = ApprovalService(_FixedIdStore(bot.store, record_id), bot.policy)  # type: ignore[arg-type]
     try:
-        record = await proposer.propose(
+        record = await bot.approvals.propose(
             validated,
             conversation_id=conversation_id,
             requested_by=user,
@@ -314,6 +295,7 @@ async def handle_request(
             profile=channel_policy.aws_profile,
             region=channel_policy.region,
             environment=channel_policy.environment,
+            record_id=record_id,
         )
     except StoreError:
         if await bot.store.get(record_id) is not None:
