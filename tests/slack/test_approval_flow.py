@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -502,3 +503,24 @@ async def test_direct_message_makes_a_plan(slack: SlackEmulator, driver: SlackDr
     card = await plan_card(slack, dm.id, delivery.message.ts)
     record = await linked(store, parse_action_value(button_value(card, APPROVE)).record_id, slack)
     assert record.requested_by == Seed.BOB and record.channel == dm.id
+
+
+async def test_an_expired_plan_cannot_be_approved(
+    slack: SlackEmulator, driver: SlackDriver, store: HistoryStore
+) -> None:
+    _, card, ref = await propose(driver, slack, Seed.BOB, "aws s3api create-bucket --bucket flow-expired")
+    record = await linked(store, ref.record_id, slack)
+    # The approval window passes: move the record's expiry into the past, as the clock would.
+    past = record.expires_at - timedelta(days=1)
+    moved = await store.transition(
+        record.id, expected_status=RecordStatus.PENDING_APPROVAL, changes={"expires_at": past}
+    )
+    assert moved.applied
+
+    await driver.block_action(Seed.ALICE, Seed.GENERAL, card.ts, APPROVE)
+
+    await slack.wait_for(lambda: "expired" in ephemeral_texts(slack, Seed.ALICE), what="expiry refusal")
+    record = await record_status(store, ref.record_id, RecordStatus.EXPIRED, slack=slack)
+    assert [a.decision.value for a in record.approvals] != ["approve"]
+    await slack.wait_for(lambda: not _has_action(slack.message(Seed.GENERAL, card.ts), APPROVE), what="buttons gone")
+    assert "flow-expired" not in bucket_names()
