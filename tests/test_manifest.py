@@ -24,7 +24,10 @@ BOT_SCOPES = {
     "channels:history",
     "groups:history",
     "im:history",
-    "users:read",
+    "channels:read",
+    "groups:read",
+    "im:read",
+    "mpim:read",
     "usergroups:read",
     "files:write",
 }

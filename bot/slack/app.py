@@ -33,6 +33,7 @@ DEFAULT_LISTENER_MODULES: tuple[str, ...] = (
     "bot.slack.listeners.actions",
     "bot.slack.listeners.views",
     "bot.slack.listeners.commands",
+    "bot.slack.listeners.history_actions",
     "bot.slack.listeners.shortcuts",
 )
 

@@ -27,6 +27,7 @@ METHOD_TIERS: dict[str, int | Literal["special"]] = {
     "chat.update": 3,
     "chat.postEphemeral": 4,
     "conversations.info": 3,
+    "users.conversations": 3,
     "conversations.replies": 3,
     "users.info": 4,
     "usergroups.users.list": 2,

@@ -259,6 +259,39 @@ def conversations_info(ctx: MethodContext, args: Args) -> dict[str, Any]:
     return {"channel": channel.to_api(ws.bot_user.id)}
 
 
+# Slack may answer with fewer conversations than asked for; tests lower this to make the caller page.
+USERS_CONVERSATIONS_MAX_PAGE = 200
+
+
+def users_conversations(ctx: MethodContext, args: Args) -> dict[str, Any]:
+    """The conversations a user is in; with a bot token, non-public ones only where the bot is a member too."""
+    ws = ctx.workspace
+    user = ws.user(args.string("user"))
+    types = set((args.string("types") or "public_channel").split(","))
+
+    def kind(channel: Channel) -> str:
+        return "im" if channel.is_im else "private_channel" if channel.is_private else "public_channel"
+
+    listed = sorted(
+        (
+            channel
+            for channel in ws.channels.values()
+            if user.id in channel.members
+            and kind(channel) in types
+            and (kind(channel) == "public_channel" or ws.bot_user.id in channel.members)
+        ),
+        key=lambda channel: channel.id,
+    )
+    limit = min(max(args.number("limit", default=100), 1), USERS_CONVERSATIONS_MAX_PAGE)
+    offset = _decode_cursor(args.string("cursor"))
+    page = listed[offset : offset + limit]
+    more = offset + limit < len(listed)
+    return {
+        "channels": [channel.to_api(ws.bot_user.id) for channel in page],
+        "response_metadata": {"next_cursor": _encode_cursor(offset + limit) if more else ""},
+    }
+
+
 def users_info(ctx: MethodContext, args: Args) -> dict[str, Any]:
     ws = ctx.workspace
     return {"user": ws.user(args.string("user")).to_api(ws.team.id)}
@@ -473,6 +506,7 @@ METHODS: dict[str, Handler] = {
     "conversations.replies": conversations_replies,
     "conversations.info": conversations_info,
     "users.info": users_info,
+    "users.conversations": users_conversations,
     "usergroups.users.list": usergroups_users_list,
     "views.open": views_open,
     "views.update": views_update,

@@ -18,10 +18,10 @@ from slack_sdk.errors import SlackApiError
 from bot.slack.blocks.history import (
     HISTORY_DETAILS,
     HISTORY_PAGE_ACTION_IDS,
-    notice_message,
     record_details_modal,
 )
 from bot.slack.blocks.message import RenderedMessage
+from bot.slack.blocks.notices import ephemeral
 from bot.slack.context import bot_context
 from bot.slack.history_query import (
     NAMELESS_CHANNEL_NAMES,
@@ -56,7 +56,7 @@ async def on_page(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, co
         text = query_text_of(ref, user=user)
         query = parse_history_query(text, requester=user, here=here, as_of=ref.as_of)
     except (PageRefError, QueryError) as exc:
-        await _tell(respond, notice_message(f":warning: That page cannot be shown: {str(exc).rstrip('.')}."))
+        await _tell(respond, ephemeral(f":warning: That page cannot be shown: {str(exc).rstrip('.')}."))
         return
     message = await history_answer(
         bot_context(context), context.client, query, text=text, page=ref.p, user=user, here=here, here_name=here_name
@@ -76,16 +76,16 @@ async def on_details(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond,
         )
     except StoreError:
         logger.exception("a history record could not be read for Details")
-        await _tell(respond, notice_message(":warning: The execution history could not be read; try again."))
+        await _tell(respond, ephemeral(":warning: The execution history could not be read; try again."))
         return
     if record is None or not audience.may_see(record):
-        await _tell(respond, notice_message(NOT_AVAILABLE))
+        await _tell(respond, ephemeral(NOT_AVAILABLE))
         return
     try:
         await context.client.views_open(trigger_id=body["trigger_id"], view=record_details_modal(record))
     except SlackApiError as exc:
         logger.warning("Details of %s not opened: %s", record.id, exc.response.get("error"))
-        await _tell(respond, notice_message(":hourglass: The details could not be opened in time; click again."))
+        await _tell(respond, ephemeral(":hourglass: The details could not be opened in time; click again."))
 
 
 async def _record(store: HistoryStore, value: object) -> ExecutionRecord | None:
