@@ -62,7 +62,7 @@ DEFAULT_PACES: Mapping[str, Pace] = {
     # Tier 3 ("50+ per minute"); output streaming edits one message many times.
     "chat.update": Pace(45, 60.0),
     # "One message per second per channel"; three at once lets a reply and its follow-up go together.
-    "chat.postMessage": Pace(3, 3.0, per_channel=True),
+    "chat.postMessage": Pace(4, 5.0, per_channel=True),
     # Tier 3: reading a thread for the planner or an audit.
     "conversations.replies": Pace(45, 60.0),
     # Tier 2 ("20+ per minute"): resolving approver groups.

@@ -122,7 +122,7 @@ class SlackEmulator:
     async def start(self) -> None:
         if self._runner is not None:
             return
-        app = web.Application()
+        app = web.Application(client_max_size=64 * 1024 * 1024)  # uploads of whole command outputs
         app.add_routes(
             [
                 web.route("*", "/api/{method}", self._handle_api),
