@@ -6,6 +6,7 @@ A listener group is a module (or any object) with ``register(app)``, one per Sla
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import logging
@@ -17,6 +18,8 @@ import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.settings import BotSettings
@@ -34,7 +37,10 @@ DEFAULT_LISTENER_MODULES: tuple[str, ...] = (
     "bot.slack.listeners.views",
     "bot.slack.listeners.commands",
     "bot.slack.listeners.history_actions",
+    "bot.slack.listeners.run_actions",
     "bot.slack.listeners.shortcuts",
+    "bot.slack.listeners.replay_actions",
+    "bot.slack.listeners.home",
 )
 
 
@@ -82,7 +88,7 @@ def create_app(
     """
     client = client if client is not None else build_client(settings)
     with _quiet_token_skipped_warning():
-        app = AsyncApp(
+        app = CloudOpsApp(
             name=APP_NAME,
             client=client,
             # Empty in Socket Mode, where Bolt does not verify signatures; HTTP mode settings always carry one.
@@ -113,6 +119,83 @@ def _quiet_token_skipped_warning() -> Iterator[None]:
         yield
     finally:
         bolt_logger.removeFilter(not_that_warning)
+
+
+ACK_FIRST_KEY = "cloudops_ack_first"
+# The longest work after an ack waits for the app's other requests to be answered: under traffic that never
+# lets up it goes ahead anyway. Slack waits 3 s for each ack.
+ACK_FIRST_MAX_WAIT_SECONDS = 1.0
+
+
+class AckFirst:
+    """Lets acknowledgements go before the work that follows them.
+
+    Bolt answers a request only when its listener runner next looks for the ``ack()`` (every 10 ms), and the
+    listener's work after the ack shares the event loop with every request still waiting for its answer. Under
+    a burst of clicks the work of the first ones (store reads and writes, Slack calls) holds back the answers
+    to the rest. ``CloudOpsApp`` counts the requests it holds unanswered; a listener that calls
+    ``after_acks(context)`` right after ``ack()`` waits until that count is zero, its own request included
+    (at most ``max_wait`` seconds).
+    """
+
+    def __init__(self, max_wait: float = ACK_FIRST_MAX_WAIT_SECONDS) -> None:
+        self.max_wait = max_wait
+        self.unanswered = 0
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def received(self) -> None:
+        self.unanswered += 1
+
+    def answered(self) -> None:
+        self.unanswered -= 1
+        if self.unanswered == 0:
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def all_answered(self) -> None:
+        if self.unanswered == 0:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await asyncio.wait({waiter}, timeout=self.max_wait)
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+
+
+class CloudOpsApp(AsyncApp):
+    """``AsyncApp`` that counts the requests it is dispatching, for ``after_acks``.
+
+    With ``process_before_response`` a request is answered only after its listener ends, so listeners are
+    never told to wait for it.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ack_first = AckFirst()
+
+    async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
+        if self.process_before_response:
+            return await super().async_dispatch(req)
+        req.context[ACK_FIRST_KEY] = self.ack_first
+        self.ack_first.received()
+        try:
+            return await super().async_dispatch(req)
+        finally:
+            self.ack_first.answered()
+
+
+async def after_acks(context: AsyncBoltContext) -> None:
+    """Call right after ``ack()``, before any Slack or store call: returns once the app has answered every
+    request it holds (see ``AckFirst``); at once in an app that does not count them."""
+    gate = context.get(ACK_FIRST_KEY)
+    if isinstance(gate, AckFirst):
+        await gate.all_answered()
 
 
 def budgeted_client_middleware(

@@ -17,6 +17,7 @@ import yaml
 
 from bot.plan_text import extract_plan_text
 from bot.planner import ConversationMessage, PlannerError, PlanningContext
+from bot.slack import runs
 from bot.slack.blocks import (
     APPROVE,
     DRY_RUN,
@@ -50,7 +51,6 @@ from engine.history.records import ExecutionRecord, RecordStatus, parse_conversa
 from engine.policy import ChannelPolicy
 from engine.results import PlanResult
 from engine.runtime import execution_context
-from engine.sinks import NullSink
 from engine.validate import validate_text
 
 logger = logging.getLogger("cloudops.slack")
@@ -305,6 +305,14 @@ async def handle_request(
         await _reply(client, channel, thread_ts, plan_error_message([str(exc)]))
         return
 
+    await post_plan(bot, client, record, channel, thread_ts, started_by=user)
+
+
+async def post_plan(
+    bot: BotContext, client: Any, record: ExecutionRecord, channel: str, thread_ts: str, *, started_by: str
+) -> ExecutionRecord:
+    """Post a proposed record's plan message in the thread and keep its permalink in the record; a plan that
+    needs no approvals (read-only under auto_run_read_only) runs at once."""
     message = plan_message(card_for(bot, record))
     posted = await _reply(client, channel, thread_ts, message)
     link: str | None = None
@@ -321,7 +329,8 @@ async def handle_request(
         record = saved.record
     if record.status is RecordStatus.APPROVED:
         # No approvals needed (read-only under auto_run_read_only): run at once.
-        await start_run(bot, client, record, started_by=user, location=(channel, posted["ts"]))
+        await start_run(bot, client, record, started_by=started_by, location=(channel, posted["ts"]))
+    return record
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -331,11 +340,12 @@ async def handle_request(
 async def start_run(
     bot: BotContext, client: Any, record: ExecutionRecord, *, started_by: str, location: tuple[str, str] | None = None
 ) -> None:
-    """Run an approved record (the execution service claims it, so it runs once) and report in the thread."""
+    """Run an approved record (the execution service claims it, so it runs once), live in the thread, and
+    report the result there."""
     thread = thread_of(record)
     context = execution_context(bot.engine_settings, profile=record.aws_profile, region=record.aws_region)
     try:
-        outcome = await bot.executions.run_approved(record.id, context=context, sink=NullSink(), started_by=started_by)
+        outcome = await runs.run_approved(bot, client, record, context=context, started_by=started_by)
     except ExecutionRefused as exc:
         if thread is not None:
             await _reply(client, thread[0], thread[1], f":warning: Nothing ran: {escape(str(exc))}")
@@ -456,7 +466,7 @@ async def handle_dry_run(bot: BotContext, client: Any, body: dict[str, Any]) -> 
     thread = thread_of(record)
     context = execution_context(bot.engine_settings, profile=record.aws_profile, region=record.aws_region, dry_run=True)
     try:
-        result = await bot.executions.run_dry(record.id, requested_by=user, context=context, sink=NullSink())
+        result = await runs.run_dry(bot, client, record, context=context, requested_by=user)
     except ExecutionRefused as exc:
         await _tell(client, channel, user, f":warning: The dry run was refused: {escape(str(exc))}")
         return
