@@ -96,6 +96,21 @@ class EdgeHistoryStore(QdrantHistoryStore):
         except Exception as exc:
             raise StoreError(f"history store {self.base_dir}: {what} failed: {_one_line(exc)}") from exc
 
+    async def _read(self, what: str, fn: Callable[[], T]) -> T:
+        """A bounded read, run on the calling thread once the shards are open.
+
+        Edge answers such a query in about a millisecond and releases the GIL while it works; handing it to
+        the worker thread and back cost more than the query itself. Writes stay on the worker thread, which
+        keeps them serialized; the engine's own locks make a read beside a write safe.
+        """
+        self._check_open()
+        if self._records is None:
+            return await self._call(what, fn)
+        try:
+            return fn()
+        except Exception as exc:
+            raise StoreError(f"history store {self.base_dir}: {what} failed: {_one_line(exc)}") from exc
+
     def _in_worker(self, fn: Callable[[], T]) -> T:
         if self._records is None:
             self._open_in_worker()
@@ -188,7 +203,7 @@ class EdgeHistoryStore(QdrantHistoryStore):
             with_vector=False,
             order_by=qe.OrderBy(key, qe.Direction.Desc if descending else qe.Direction.Asc, start_from),
         )
-        points, _ = await self._call("scroll", lambda: self._shard("records").scroll(request))
+        points, _ = await self._read("scroll", lambda: self._shard("records").scroll(request))
         return [_stored(p) for p in points]
 
     async def _scroll_page(
@@ -227,7 +242,7 @@ class EdgeHistoryStore(QdrantHistoryStore):
                 filter=flt,
                 with_payload=True,
             )
-        points = await self._call("search", lambda: self._shard("records").query(request))
+        points = await self._read("search", lambda: self._shard("records").query(request))
         return [_stored(p) for p in points]
 
     async def _ensure_dense_vector(self, size: int) -> int:
