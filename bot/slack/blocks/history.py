@@ -25,6 +25,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from bot.slack.blocks.audit import replay_actions_block
 from bot.slack.blocks.limits import (
     CONTEXT_TEXT_MAX,
     HEADER_TEXT_MAX,
@@ -53,6 +54,7 @@ from bot.slack.blocks.mrkdwn import (
     slack_len,
     trim_plain,
 )
+from bot.slack.replay import can_roll_back
 from engine.history.records import CommandRecord, Decision, ExecutionRecord, RecordStatus, RollbackRecord
 from engine.risk import Risk
 
@@ -237,6 +239,9 @@ def _details_blocks(record: ExecutionRecord, commands_budget: int) -> list[Block
     if record.notes:
         tail.append(_section(_notes_text(record.notes)))
     tail.append(_context(_cut(_record_footer(record), CONTEXT_TEXT_MAX)))
+    # Run again / Roll back: a new proposal in the record's thread (bot.slack.listeners.replay_actions).
+    if record.conversation_id.startswith("slack:"):
+        tail.append(replay_actions_block(record, can_roll_back=can_roll_back(record)))
 
     room = MODAL_MAX_BLOCKS - len(blocks) - len(tail)
     shown = record.commands if count <= room else record.commands[: room - 1]

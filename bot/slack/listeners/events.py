@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 
-from bot.slack import workflow
+from bot.slack import audit_thread, workflow
 from bot.slack.context import bot_context
 
 
@@ -18,6 +18,11 @@ def register(app: AsyncApp) -> None:
 
 
 async def on_mention(event: dict[str, Any], context: AsyncBoltContext) -> None:
+    # `@CloudOps audit`: the thread's audit summary instead of a plan.
+    if audit_thread.is_audit_request(event.get("text")):
+        team_id = event.get("team") or context.team_id or ""
+        await audit_thread.handle_audit_mention(bot_context(context), context.client, event, team_id=team_id)
+        return
     await workflow.handle_request(
         bot_context(context),
         context.client,
