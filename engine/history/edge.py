@@ -341,7 +341,7 @@ def _stored(point: Any) -> StoredPoint:
     dense = vectors.get(DENSE) if isinstance(vectors, dict) else None
     return StoredPoint(
         id=str(point.id),
-        payload=dict(point.payload or {}),
+        payload=point.payload or {},  # a fresh dict on every read already
         lexical=SparseVector(list(lexical.indices), list(lexical.values)) if lexical is not None else None,
         dense=list(dense) if dense is not None else None,
         score=getattr(point, "score", None),

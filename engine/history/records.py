@@ -25,6 +25,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
+import pydantic
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from engine.commands import ResolvedCommand, ValidatedPlan
@@ -163,7 +164,11 @@ def cli_conversation_id(session: UUID | None = None) -> str:
 
 
 def _valid_conversation_id(value: str) -> str:
-    parse_conversation_id(value)
+    # The plain match first: every stored record is read through here, and building a ConversationRef
+    # each time was a measurable share of a history query.
+    if _SLACK_ID.fullmatch(value) or _CLI_ID.fullmatch(value):
+        return value
+    parse_conversation_id(value)  # raises with the message that names the forms
     return value
 
 
@@ -178,13 +183,8 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ValueError("timestamps must carry a time zone")
-    return value
-
-
-AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+# pydantic's own check runs in its core, not as a Python call per timestamp on every record read.
+AwareDatetime = pydantic.AwareDatetime
 
 
 class ApprovalDecision(BaseModel):
