@@ -16,12 +16,12 @@ from typing import Any, Literal
 from uuid import UUID
 
 from bot.slack import workflow
-from bot.slack.blocks import plan_error_message, plan_message
+from bot.slack.blocks import plan_error_message
 from bot.slack.blocks.message import RenderedMessage
 from bot.slack.context import BotContext
 from engine.approval import ApprovalError
 from engine.errors import PlanError, PlanValidationError, StoreError
-from engine.history.records import CommandStatus, ExecutionRecord, RecordStatus
+from engine.history.records import CommandStatus, ExecutionRecord
 from engine.plan import ExecutionMode, FailurePolicy, Plan, PlanCommand, plan_from_data
 from engine.policy import ChannelPolicy
 from engine.validate import validate_plan
@@ -176,26 +176,7 @@ async def propose_replay(
         text=f":repeat: <@{user}> asked to {what} “{record.summary[:200]}”; a new plan follows and needs approval "
         "like any other.",
     )
-    message = plan_message(workflow.card_for(bot, proposed))
-    posted = await client.chat_postMessage(
-        channel=channel, thread_ts=thread_ts, text=message.text, blocks=message.block_dicts()
-    )
-    link: str | None = None
-    try:
-        link = (await client.chat_getPermalink(channel=channel, message_ts=posted["ts"])).get("permalink")
-    except Exception:
-        logger.warning("no permalink for plan message %s", posted.get("ts"))
-    if link:
-        saved = await bot.store.transition(
-            proposed.id,
-            expected_status={RecordStatus.PENDING_APPROVAL, RecordStatus.APPROVED},
-            changes={"link": link},
-        )
-        proposed = saved.record
-    if proposed.status is RecordStatus.APPROVED:
-        # No approvals needed (read-only under auto_run_read_only): the same rule as for any proposal.
-        await workflow.start_run(bot, client, proposed, started_by=user, location=(channel, posted["ts"]))
-    return proposed
+    return await workflow.post_plan(bot, client, proposed, channel, thread_ts, started_by=user)
 
 
 class _Invalid(ReplayRefused):

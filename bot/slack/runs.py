@@ -13,8 +13,9 @@ approval like any other plan.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -204,13 +205,14 @@ async def _close(sink: OutputSink) -> None:
             logger.exception("closing the Slack sink failed")
 
 
-async def run_approved(
-    bot: BotContext, client: Any, record: ExecutionRecord, *, context: ExecutionContext, started_by: str
-) -> RunOutcome:
-    """Run an approved record (the execution service claims it: it runs at most once), streamed into its
-    thread and cancellable from there while it runs. Raises what ``ExecutionService.run_approved`` raises."""
+@contextlib.asynccontextmanager
+async def _tracked(
+    client: Any, record: ExecutionRecord, *, started_by: str, dry_run: bool
+) -> AsyncIterator[tuple[OutputSink, Cancellation]]:
+    """A sink streaming into the record's thread and a cancellation, registered for the Cancel button while
+    the run lasts; the sink is closed (final edits, files) when it ends."""
     cancellation = Cancellation()
-    sink = _sink_for(client, record, record_thread(record), cancellation, dry_run=False)
+    sink = _sink_for(client, record, record_thread(record), cancellation, dry_run=dry_run)
     run = ActiveRun(
         record_id=record.id,
         ref=record_ref(record),
@@ -218,40 +220,35 @@ async def run_approved(
         sink=sink,
         requested_by=record.requested_by,
         started_by=started_by,
+        dry_run=dry_run,
     )
     REGISTRY.add(run)
     try:
-        return await bot.executions.run_approved(
-            record.id, context=context, sink=sink, cancellation=cancellation, started_by=started_by
-        )
+        yield sink, cancellation
     finally:
         REGISTRY.remove(run)
         await _close(sink)
+
+
+async def run_approved(
+    bot: BotContext, client: Any, record: ExecutionRecord, *, context: ExecutionContext, started_by: str
+) -> RunOutcome:
+    """Run an approved record (the execution service claims it: it runs at most once), streamed into its
+    thread and cancellable from there while it runs. Raises what ``ExecutionService.run_approved`` raises."""
+    async with _tracked(client, record, started_by=started_by, dry_run=False) as (sink, cancellation):
+        return await bot.executions.run_approved(
+            record.id, context=context, sink=sink, cancellation=cancellation, started_by=started_by
+        )
 
 
 async def run_dry(
     bot: BotContext, client: Any, record: ExecutionRecord, *, context: ExecutionContext, requested_by: str
 ) -> PlanResult:
     """Dry-run a record's plan, streamed into its thread; cancellable from its own progress message."""
-    cancellation = Cancellation()
-    sink = _sink_for(client, record, record_thread(record), cancellation, dry_run=True)
-    run = ActiveRun(
-        record_id=record.id,
-        ref=record_ref(record),
-        cancellation=cancellation,
-        sink=sink,
-        requested_by=record.requested_by,
-        started_by=requested_by,
-        dry_run=True,
-    )
-    REGISTRY.add(run)
-    try:
+    async with _tracked(client, record, started_by=requested_by, dry_run=True) as (sink, cancellation):
         return await bot.executions.run_dry(
             record.id, requested_by=requested_by, context=context, sink=sink, cancellation=cancellation
         )
-    finally:
-        REGISTRY.remove(run)
-        await _close(sink)
 
 
 # ---------------------------------------------------------------------------------------------------------
