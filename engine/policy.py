@@ -77,9 +77,12 @@ class Policy(BaseModel):
         return max(levels) if levels else None
 
     def required_approvals(self, risk: Risk) -> int:
-        if risk is Risk.READ_ONLY and self.auto_run_read_only:
-            return 0
-        return self.min_approvals.get(risk, 0 if risk is Risk.READ_ONLY else 1)
+        if risk is Risk.READ_ONLY:
+            if self.auto_run_read_only:
+                return 0
+            # Turning auto-run off must mean someone approves, whatever min_approvals says for read-only.
+            return max(1, self.min_approvals.get(risk, 1))
+        return max(1, self.min_approvals.get(risk, 1))
 
 
 def _names(service: str, operation: str, cli_names: tuple[str, str] | None) -> list[str]:
