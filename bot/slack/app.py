@@ -18,6 +18,7 @@ import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_bolt.middleware.async_middleware import AsyncMiddleware
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
@@ -135,24 +136,33 @@ class AckFirst:
     a burst of clicks the work of the first ones (store reads and writes, Slack calls) holds back the answers
     to the rest. ``CloudOpsApp`` counts the requests it holds unanswered; a listener that calls
     ``after_acks(context)`` right after ``ack()`` waits until that count is zero, its own request included
-    (at most ``max_wait`` seconds).
+    (at most ``max_wait`` seconds). The waiting work is let go on the event loop's next turn, after the
+    sockets have been serviced, and only if no request came in meanwhile.
     """
 
     def __init__(self, max_wait: float = ACK_FIRST_MAX_WAIT_SECONDS) -> None:
         self.max_wait = max_wait
         self.unanswered = 0
         self._waiters: list[asyncio.Future[None]] = []
+        self._release: asyncio.TimerHandle | None = None
 
     def received(self) -> None:
         self.unanswered += 1
 
     def answered(self) -> None:
         self.unanswered -= 1
-        if self.unanswered == 0:
-            waiters, self._waiters = self._waiters, []
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
+        if self.unanswered == 0 and self._waiters and self._release is None:
+            # A timer, not call_soon: due timers run after the I/O callbacks of the loop's next turn.
+            self._release = asyncio.get_running_loop().call_later(0, self._release_waiters)
+
+    def _release_waiters(self) -> None:
+        self._release = None
+        if self.unanswered:
+            return  # requests came in meanwhile; the work waits for them too
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def all_answered(self) -> None:
         if self.unanswered == 0:
@@ -198,17 +208,35 @@ async def after_acks(context: AsyncBoltContext) -> None:
         await gate.all_answered()
 
 
-def budgeted_client_middleware(
-    client: BudgetedWebClient,
-) -> Callable[[AsyncBoltContext, Callable[[], Awaitable[Any]]], Awaitable[Any]]:
-    """Bolt hands each request a fresh plain AsyncWebClient; listeners get one that shares the budget instead."""
+class BudgetedClientMiddleware(AsyncMiddleware):
+    """Bolt hands each request a fresh plain AsyncWebClient; listeners get one that shares the budget instead.
 
-    async def use_budgeted_client(context: AsyncBoltContext, next: Callable[[], Awaitable[Any]]) -> Any:
-        current = context.client
-        context["client"] = client.sharing_budget(token=current.token, team_id=context.team_id)
+    One such client per token and team, made on first use (a client holds no per-call state). A middleware
+    class rather than a function: Bolt calls it directly, without building injected arguments per request.
+    """
+
+    MAX_CLIENTS = 1_024
+
+    def __init__(self, client: BudgetedWebClient) -> None:
+        self.client = client
+        self._clients: dict[tuple[str | None, str | None], BudgetedWebClient] = {}
+
+    async def async_process(
+        self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]
+    ) -> BoltResponse | None:
+        context = req.context
+        key = (context.client.token, context.team_id)
+        shared = self._clients.get(key)
+        if shared is None:
+            if len(self._clients) >= self.MAX_CLIENTS:
+                self._clients.clear()
+            shared = self._clients[key] = self.client.sharing_budget(token=key[0], team_id=key[1])
+        context["client"] = shared
         return await next()
 
-    return use_budgeted_client
+
+def budgeted_client_middleware(client: BudgetedWebClient) -> BudgetedClientMiddleware:
+    return BudgetedClientMiddleware(client)
 
 
 def register_error_handler(app: AsyncApp) -> None:

@@ -13,6 +13,7 @@ approval like any other plan.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -197,10 +198,16 @@ def _sink_for(
     )
 
 
-async def _close(sink: OutputSink) -> None:
+# When the run itself is cancelled (shutdown), Slack gets a few seconds to catch up, not the sink's full wait.
+CANCELLED_CLOSE_SECONDS = 5.0
+
+
+async def _close(sink: OutputSink, *, patience: float | None = None) -> None:
     if isinstance(sink, SlackStreamSink):
         try:
-            await sink.aclose()
+            await asyncio.wait_for(sink.aclose(), patience)
+        except TimeoutError:
+            logger.warning("the Slack sink did not catch up within %.0f s of the run being cancelled", patience)
         except Exception:
             logger.exception("closing the Slack sink failed")
 
@@ -223,11 +230,15 @@ async def _tracked(
         dry_run=dry_run,
     )
     REGISTRY.add(run)
+    cancelled = False
     try:
         yield sink, cancellation
+    except asyncio.CancelledError:
+        cancelled = True
+        raise
     finally:
         REGISTRY.remove(run)
-        await _close(sink)
+        await _close(sink, patience=CANCELLED_CLOSE_SECONDS if cancelled else None)
 
 
 async def run_approved(

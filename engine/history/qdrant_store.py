@@ -19,6 +19,7 @@ told apart from an edit made behind the store's back, and should not be silently
 from __future__ import annotations
 
 import abc
+import asyncio
 import inspect
 import logging
 import uuid
@@ -79,6 +80,10 @@ class QdrantHistoryStore(HistoryStore):
         self._embeddings = embeddings
         self._dense_size: int | None = None
         self._closed = False
+        # One writer at a time in this process between reading the chain head and appending to it: many
+        # concurrent writes (a burst of clicks) otherwise race for the same position, and retry each other
+        # out. Other processes on a shared server are still kept apart by the insert-only entry ids.
+        self._chain_lock = asyncio.Lock()
 
     # -- backend primitives -------------------------------------------------------------------------------
 
@@ -143,26 +148,27 @@ class QdrantHistoryStore(HistoryStore):
 
     async def create(self, record: ExecutionRecord) -> ExecutionRecord:
         self._check_open()
-        head = await self._chain_head()
-        new = ExecutionRecord.model_validate(
-            {
-                **record.model_dump(),
-                "version": 1,
-                "updated_at": utc_now(),
-                "audit_seq": head.seq + 1,
-                "created_seq": head.seq + 1,
-                "write_token": uuid.uuid4().hex,
-            }
-        )
-        new = new.model_copy(update={"content_hash": content_hash(new)})
-        vectors = await self._vectors_for(new, existing=None)
-        await self._write_record(_point(new, vectors), condition=None, insert_only=True)
-        landed = await self._retrieve_record(str(new.id), with_vectors=False)
-        if landed is None:
-            raise StoreError(f"record {new.id} was not stored in {self.description}")
-        if landed.payload.get("write_token") != new.write_token:
-            raise StoreError(f"record {new.id} already exists in {self.description}; not overwritten")
-        stored = await self._append_entry(new, head=head, op="create", vectors=vectors)
+        async with self._chain_lock:
+            head = await self._chain_head()
+            new = ExecutionRecord.model_validate(
+                {
+                    **record.model_dump(),
+                    "version": 1,
+                    "updated_at": utc_now(),
+                    "audit_seq": head.seq + 1,
+                    "created_seq": head.seq + 1,
+                    "write_token": uuid.uuid4().hex,
+                }
+            )
+            new = new.model_copy(update={"content_hash": content_hash(new)})
+            vectors = await self._vectors_for(new, existing=None)
+            await self._write_record(_point(new, vectors), condition=None, insert_only=True)
+            landed = await self._retrieve_record(str(new.id), with_vectors=False)
+            if landed is None:
+                raise StoreError(f"record {new.id} was not stored in {self.description}")
+            if landed.payload.get("write_token") != new.write_token:
+                raise StoreError(f"record {new.id} already exists in {self.description}; not overwritten")
+            stored = await self._append_entry(new, head=head, op="create", vectors=vectors)
         await self._make_durable()
         return stored
 
@@ -196,32 +202,33 @@ class QdrantHistoryStore(HistoryStore):
         check_transition(current.status, target)
 
         changed = await _apply_changes(current, changes)
-        head = await self._chain_head()
-        new = ExecutionRecord.model_validate(
-            {
-                **changed.model_dump(),
-                "status": target,
-                "version": current.version + 1,
-                "updated_at": utc_now(),
-                "audit_seq": head.seq + 1,
-                "created_seq": current.created_seq,
-                "write_token": uuid.uuid4().hex,
-            }
-        )
-        new = new.model_copy(update={"content_hash": content_hash(new)})
-        vectors = await self._vectors_for(new, existing=found)
-        condition: list[Condition] = [
-            MatchAny("status", tuple(sorted(s.value for s in expected))),
-            Match("version", current.version),
-        ]
-        await self._write_record(_point(new, vectors), condition=condition, insert_only=False)
-        landed = await self._retrieve_record(point_id, with_vectors=False)
-        if landed is None:
-            raise StoreError(f"record {point_id} disappeared from {self.description} during a transition")
-        stored = self._parse(landed)
-        if stored.write_token != new.write_token:
-            return TransitionResult(applied=False, record=stored, previous_status=current.status, conflict="race")
-        stored = await self._append_entry(new, head=head, op="update", vectors=vectors)
+        async with self._chain_lock:
+            head = await self._chain_head()
+            new = ExecutionRecord.model_validate(
+                {
+                    **changed.model_dump(),
+                    "status": target,
+                    "version": current.version + 1,
+                    "updated_at": utc_now(),
+                    "audit_seq": head.seq + 1,
+                    "created_seq": current.created_seq,
+                    "write_token": uuid.uuid4().hex,
+                }
+            )
+            new = new.model_copy(update={"content_hash": content_hash(new)})
+            vectors = await self._vectors_for(new, existing=found)
+            condition: list[Condition] = [
+                MatchAny("status", tuple(sorted(s.value for s in expected))),
+                Match("version", current.version),
+            ]
+            await self._write_record(_point(new, vectors), condition=condition, insert_only=False)
+            landed = await self._retrieve_record(point_id, with_vectors=False)
+            if landed is None:
+                raise StoreError(f"record {point_id} disappeared from {self.description} during a transition")
+            stored = self._parse(landed)
+            if stored.write_token != new.write_token:
+                return TransitionResult(applied=False, record=stored, previous_status=current.status, conflict="race")
+            stored = await self._append_entry(new, head=head, op="update", vectors=vectors)
         await self._make_durable()
         return TransitionResult(applied=True, record=stored, previous_status=current.status)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -245,3 +246,15 @@ def test_plan_hash_ignores_float_noise_beyond_fifteen_digits() -> None:
 
     assert plan(0.021279235830317014).hash == plan(0.021279235830317017).hash
     assert plan(0.02127923583).hash != plan(0.02127923584).hash
+
+
+async def test_a_burst_of_concurrent_writes_all_land_on_one_unbroken_chain(store: QdrantHistoryStore) -> None:
+    records = [new_record(f"burst {n}", user="alice", now=T0) for n in range(150)]
+    created = await asyncio.gather(*(store.create(record) for record in records))
+    await asyncio.gather(
+        *(store.transition(r.id, expected_status=r.status, changes={"notes": ["seen"]}) for r in created)
+    )
+
+    report = await verify_chain(store)
+    assert report.ok, report.problems
+    assert (report.entries, report.records) == (300, 150)
