@@ -10,6 +10,7 @@ every outcome recorded).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -40,6 +41,9 @@ class BotContext:
     team_id: str | None = None
     bot_user_id: str | None = None
     _group_cache: dict[str, tuple[float, frozenset[str]]] = field(default_factory=dict, repr=False)
+    # One refresh of the group cache at a time: a burst of clicks as the cache expires would otherwise send
+    # every click to usergroups.users.list (Tier 2) and queue them all behind its pace.
+    _group_refresh: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     @classmethod
     def build(
@@ -72,20 +76,28 @@ class BotContext:
     async def user_groups(self, client: Any, user: str) -> frozenset[str]:
         """Which of the policy's approver groups ``user`` is in (``usergroups.users.list``, cached briefly)."""
         member_of: set[str] = set()
-        now = time.monotonic()
         for group in sorted(self.approver_groups()):
-            cached = self._group_cache.get(group)
-            if cached is None or now - cached[0] > USERGROUP_CACHE_SECONDS:
-                try:
-                    answer = await client.usergroups_users_list(usergroup=group)
-                    members = frozenset(answer.get("users") or [])
-                except Exception:
-                    members = frozenset()
-                cached = (now, members)
-                self._group_cache[group] = cached
-            if user in cached[1]:
+            members = self._fresh_members(group)
+            if members is None:
+                async with self._group_refresh:
+                    members = self._fresh_members(group)  # another click may have refreshed it meanwhile
+                    if members is None:
+                        try:
+                            answer = await client.usergroups_users_list(usergroup=group)
+                        except Exception:
+                            # Fail closed for this click (no group membership), but do not remember it.
+                            continue
+                        members = frozenset(answer.get("users") or [])
+                        self._group_cache[group] = (time.monotonic(), members)
+            if user in members:
                 member_of.add(group)
         return frozenset(member_of)
+
+    def _fresh_members(self, group: str) -> frozenset[str] | None:
+        cached = self._group_cache.get(group)
+        if cached is None or time.monotonic() - cached[0] > USERGROUP_CACHE_SECONDS:
+            return None
+        return cached[1]
 
 
 def install(app: AsyncApp, bot: BotContext) -> None:
