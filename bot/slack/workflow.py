@@ -429,39 +429,38 @@ async def handle_vote(bot: BotContext, client: Any, body: dict[str, Any]) -> Non
         await start_run(bot, client, record, started_by=user, location=location)
 
 
-async def open_reject(bot: BotContext, client: Any, body: dict[str, Any]) -> None:
+async def _current_record_for_click(bot: BotContext, client: Any, body: dict[str, Any]) -> ExecutionRecord | None:
+    """The record a button click names, if the click is on its current version; the clicker is told why not."""
     user, channel, _, action = _click(body)
     found = await _record_for_click(bot, client, user, channel, action.get("value"))
     if found is None:
-        return
+        return None
     ref, record = found
     if not _current(ref, record):
         await _stale(client, channel, user, ref, record)
+        return None
+    return record
+
+
+async def open_reject(bot: BotContext, client: Any, body: dict[str, Any]) -> None:
+    record = await _current_record_for_click(bot, client, body)
+    if record is None:
         return
     await client.views_open(trigger_id=body["trigger_id"], view=reject_modal(card_for(bot, record)).to_dict())
 
 
 async def open_edit(bot: BotContext, client: Any, body: dict[str, Any]) -> None:
-    user, channel, _, action = _click(body)
-    found = await _record_for_click(bot, client, user, channel, action.get("value"))
-    if found is None:
-        return
-    ref, record = found
-    if not _current(ref, record):
-        await _stale(client, channel, user, ref, record)
+    record = await _current_record_for_click(bot, client, body)
+    if record is None:
         return
     plan_yaml = yaml.safe_dump(record.execution_plan, sort_keys=False, allow_unicode=True)
     await client.views_open(trigger_id=body["trigger_id"], view=edit_modal(card_for(bot, record), plan_yaml).to_dict())
 
 
 async def handle_dry_run(bot: BotContext, client: Any, body: dict[str, Any]) -> None:
-    user, channel, message_ts, action = _click(body)
-    found = await _record_for_click(bot, client, user, channel, action.get("value"))
-    if found is None:
-        return
-    ref, record = found
-    if not _current(ref, record):
-        await _stale(client, channel, user, ref, record)
+    user, channel, message_ts, _ = _click(body)
+    record = await _current_record_for_click(bot, client, body)
+    if record is None:
         return
     thread = thread_of(record)
     context = execution_context(bot.engine_settings, profile=record.aws_profile, region=record.aws_region, dry_run=True)
