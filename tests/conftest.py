@@ -7,6 +7,9 @@ import pytest
 
 from tests.aws_env import aws_environment, moto_server, reset_moto
 
+# History store fixtures (store_dir, store, any_store) for the engine tests; nearer conftests may override them.
+pytest_plugins = ["tests.stores"]
+
 
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:

@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -37,7 +33,7 @@ from engine.runtime import execution_context
 from engine.sinks import ListSink, NullSink
 from engine.validate import validate_text
 from tests.fakes import Script, ScriptedExecutor
-from tests.history.conftest import Backend
+from tests.stores import ChangeAfterRead
 
 pytestmark = pytest.mark.filterwarnings("ignore:Payload indexes have no effect:UserWarning")
 
@@ -130,51 +126,6 @@ class FailingWrites:
         if kwargs.get("new_status") in self._into:
             self._fail()
         return await self._inner.transition(record_id, **kwargs)
-
-
-class ChangeAfterRead:
-    """The real store, except that the next read returns only after ``meanwhile`` ran: the moment between a
-    caller's read and its write, where another caller's change lands."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-        self.meanwhile: Callable[[], Awaitable[Any]] | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    async def get(self, record_id: Any) -> ExecutionRecord | None:
-        record = await self._inner.get(record_id)
-        meanwhile, self.meanwhile = self.meanwhile, None
-        if meanwhile is not None:
-            await meanwhile()
-        return record
-
-
-@pytest.fixture
-def store_dir(tmp_path: Path) -> Iterator[Path]:
-    """Where the stores live: in memory when the machine has /dev/shm, as the history tests do (every write
-    ends with an fsync, which on a busy shared disk would dominate these tests), else in tmp_path."""
-    shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK):
-        with tempfile.TemporaryDirectory(dir=shm, prefix="cloudops-test-") as directory:
-            yield Path(directory)
-    else:
-        yield tmp_path
-
-
-@pytest.fixture
-async def store(store_dir: Path) -> AsyncIterator[EdgeHistoryStore]:
-    edge = await EdgeHistoryStore(store_dir / "data").open()
-    yield edge
-    await edge.close()
-
-
-@pytest.fixture(params=["edge", "server"])
-async def any_store(request: pytest.FixtureRequest, store_dir: Path) -> AsyncIterator[QdrantHistoryStore]:
-    helper = Backend(request.param, store_dir)
-    yield await helper.open()
-    await helper.close_all()
 
 
 @pytest.fixture
