@@ -6,14 +6,14 @@ validates whatever comes out, exactly as it would a plan file, before anyone is 
 
 from __future__ import annotations
 
-import json
 import re
 from functools import lru_cache
 from typing import Any
 
 import yaml
 
-from engine.plan import MAX_PLAN_TEXT_BYTES
+from engine.errors import RefusedPlanSyntax
+from engine.plan import MAX_PLAN_TEXT_BYTES, load_plan_data
 
 SUMMARY_MAX_CHARS = 200
 
@@ -31,6 +31,7 @@ _PROMPT = re.compile(r"\$[ \t]+")
 _AWS_LINE = re.compile(r"aws[ \t]")
 _CLI_WORD = re.compile(r"[a-z0-9][a-z0-9-]*")
 _COMMANDS_KEY = re.compile(r"""^\s*["']?commands["']?\s*:""", re.MULTILINE)
+_COMMANDS_KEY_ANYWHERE = re.compile(r"""(?:^|[\s{,])["']?commands["']?\s*:""")
 
 # Top-level aws CLI commands that are not botocore service names (renamed services and CLI-only groups).
 _CLI_ONLY_SERVICES = frozenset({"s3api", "configservice", "deploy", "ddb", "configure", "history"})
@@ -93,30 +94,21 @@ def _plan_mapping_text(text: str, *, need_summary: bool) -> str | None:
         # Too large to be accepted anyway; hand it on when it plainly means to be a plan, so the engine
         # says why it is refused instead of the message being taken for chat.
         return text if _COMMANDS_KEY.search(text) else None
-    data = _load_mapping(text)
-    if data is not None and _is_plan_mapping(data, need_summary=need_summary):
-        return text
     try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    if isinstance(data, dict) and _is_plan_mapping(data, need_summary=need_summary):
-        # Valid JSON that YAML refuses (tabs between tokens, for one): re-dump it in a form both read,
-        # and only when YAML reads it back to the very same data.
-        for dumped in (json.dumps(data, ensure_ascii=False), json.dumps(data)):
-            if _load_mapping(dumped) == data:
-                return dumped
-    return None
-
-
-def _load_mapping(text: str) -> dict[Any, Any] | None:
-    try:
-        data = yaml.safe_load(text)
+        # The engine's own reading (YAML, or JSON that YAML cannot read), so a probe never sees other data
+        # than the engine will.
+        data = load_plan_data(text)
+    except RefusedPlanSyntax:
+        # Aliases, a key given twice, NaN...: refused however it is read. Handed on when it means to be a
+        # plan, so the engine says why.
+        return text if _COMMANDS_KEY_ANYWHERE.search(text) else None
     # PyYAML's constructors raise plain ValueError/OverflowError on scalars such as `2024-02-30`, and
     # deep nesting raises RecursionError; none of that may escape from a probe of chat text.
     except Exception:
         return None
-    return data if isinstance(data, dict) else None
+    if isinstance(data, dict) and _is_plan_mapping(data, need_summary=need_summary):
+        return text
+    return None
 
 
 def _is_plan_mapping(data: dict[Any, Any], *, need_summary: bool) -> bool:

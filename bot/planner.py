@@ -30,8 +30,10 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.plan_text import extract_plan_text
-from engine.errors import CloudOpsError, ConfigError, PlanError
+from engine.errors import CloudOpsError, ConfigError, PlanError, RefusedPlanSyntax
+from engine.off_loop import off_loop
 from engine.plan import Plan, format_validation_error, parse_plan, plan_from_data, plan_json_schema
+from engine.plan_syntax import MAX_PLAN_DEPTH, load_json
 from engine.policy import ChannelPolicy, Policy
 from engine.redact import redact_text
 
@@ -44,6 +46,8 @@ MAX_ANSWER_BYTES = 4 * 1024 * 1024
 MAX_MESSAGE_CHARS = 8000
 _OUTPUT_LINE_CHARS = 200
 _ERROR_DETAIL_CHARS = 300
+# The completion, choices, a choice, message, tool_calls, a call, function: the levels above a plan.
+_COMPLETION_LEVELS = 7
 
 
 class PlannerError(CloudOpsError):
@@ -182,7 +186,8 @@ class OpenAIPlanner:
             status, payload = await self._post(body, deadline)
         if status != 200:
             raise PlannerError(self._status_message(status, payload))
-        return _answer_from_completion(payload)
+        # Up to MAX_ANSWER_BYTES of JSON holding a plan: read and checked off the event loop.
+        return await off_loop(_answer_from_completion, payload)
 
     def _request_body(
         self, messages: list[dict[str, str]], context: PlanningContext, omitted: int, *, use_tool: bool
@@ -450,7 +455,11 @@ class _StructuredAnswer(BaseModel):
 
 def _answer_from_completion(payload: bytes) -> PlannerAnswer:
     try:
-        data = json.loads(payload)
+        # The plan may sit inside as tool arguments, so the completion is read under the plan's JSON rules,
+        # with room for the levels around the plan.
+        data = load_json(payload, max_depth=MAX_PLAN_DEPTH + _COMPLETION_LEVELS)
+    except RefusedPlanSyntax as exc:
+        raise PlannerError(f"The planner's answer was not a valid plan: {exc}") from None
     except (ValueError, RecursionError):
         raise PlannerError("The planner's answer was not valid JSON.") from None
     try:
@@ -481,7 +490,9 @@ def _answer_from_tool_calls(calls: list[_ToolCall], content: str | None) -> Plan
     arguments: Any = call.function.arguments
     if isinstance(arguments, str):
         try:
-            arguments = json.loads(arguments)
+            arguments = load_json(arguments)
+        except RefusedPlanSyntax as exc:
+            raise PlannerError(f"The planner's answer was not a valid plan: {exc}") from None
         except (ValueError, RecursionError):
             raise PlannerError("The planner's answer was not a valid plan: its arguments are not valid JSON.") from None
     if not isinstance(arguments, dict):
@@ -496,7 +507,9 @@ def _answer_from_content(content: str) -> PlannerAnswer:
     json_text = _json_object_text(content)
     if json_text is not None:
         try:
-            data = json.loads(json_text)
+            data = load_json(json_text)
+        except RefusedPlanSyntax as exc:
+            raise PlannerError(f"The planner's answer was not a valid plan: {exc}") from None
         except (ValueError, RecursionError) as exc:
             raise PlannerError(f"The planner's answer was not valid JSON: {_clip(str(exc), 120)}") from None
         return _answer_from_json(data)

@@ -11,6 +11,10 @@ class PlanError(CloudOpsError):
     """The plan text could not be read as a plan (syntax, shape, unknown fields)."""
 
 
+class RefusedPlanSyntax(PlanError):
+    """The text parses, but uses syntax no plan may (aliases, duplicate keys, NaN, deep nesting)."""
+
+
 class PlanValidationError(CloudOpsError):
     """The plan was read but must not run; ``problems`` lists every reason, one per line."""
 

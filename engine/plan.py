@@ -24,8 +24,10 @@ from pydantic import (
 
 from engine.canonical import canonical_json
 from engine.errors import PlanError
+from engine.plan_syntax import load_json, load_yaml
 from engine.risk import Risk
 
+# Checked before any parsing; nesting is bounded while parsing (``engine.plan_syntax.MAX_PLAN_DEPTH``).
 MAX_PLAN_TEXT_BYTES = 256 * 1024
 
 CommandId = Annotated[
@@ -131,23 +133,35 @@ def plan_json_schema() -> dict[str, Any]:
 
 def parse_plan(text: str | bytes) -> Plan:
     """Read a plan from YAML or JSON text. Raises ``PlanError`` with every problem found."""
+    # Every character is at least one byte, so the length alone refuses huge text without encoding it.
+    if len(text) > MAX_PLAN_TEXT_BYTES or (isinstance(text, str) and len(text.encode("utf-8")) > MAX_PLAN_TEXT_BYTES):
+        raise PlanError(f"plan is larger than {MAX_PLAN_TEXT_BYTES // 1024} KiB")
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise PlanError(f"plan is not UTF-8 text: {exc}") from None
-    if len(text.encode("utf-8")) > MAX_PLAN_TEXT_BYTES:
-        raise PlanError(f"plan is larger than {MAX_PLAN_TEXT_BYTES // 1024} KiB")
     if not text.strip():
         raise PlanError("plan is empty")
+    return plan_from_data(load_plan_data(text))
+
+
+def load_plan_data(text: str) -> Any:
+    """The data of plan text, read by the YAML loader of ``engine.plan_syntax`` (JSON included, so both get
+    its rules); JSON that YAML cannot read (tabs between tokens) is read as JSON under the same rules."""
     try:
-        data = yaml.safe_load(text)
+        return load_yaml(text)
     except (yaml.YAMLError, ValueError, OverflowError) as exc:
         # PyYAML raises plain ValueError/OverflowError for out-of-range dates and numbers.
-        raise PlanError(f"plan is not valid YAML or JSON: {_one_line(str(exc))}") from None
+        problem = f"plan is not valid YAML or JSON: {_one_line(str(exc))}"
     except RecursionError:
         raise PlanError("plan is nested too deeply") from None
-    return plan_from_data(data)
+    if text.lstrip().startswith("{"):
+        try:
+            return load_json(text)
+        except (ValueError, RecursionError):
+            pass  # not JSON either: the YAML error says more
+    raise PlanError(problem)
 
 
 def plan_from_data(data: Any) -> Plan:

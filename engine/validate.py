@@ -26,7 +26,9 @@ Decisions worth knowing:
 * Values the aws CLI would download (``http(s)://`` for most parameters) are refused: what runs would not
   be what was approved.
 * ``depends_on`` is refused outside ``dependency_graph`` mode, where it would be silently ignored.
-* ``policy.max_commands`` counts the plan's commands, not their rollback steps.
+* ``policy.max_commands`` counts commands and rollback steps together (each is resolved, checked and
+  possibly run), and a plan over it is refused before any command is resolved. Validation that takes
+  longer than ``VALIDATION_TIME_BUDGET_SECONDS`` stops and refuses the plan.
 * Rollback steps are validated like commands (policy and all), inherit their command's
   ``timeout_seconds``, and carry their own risk, which does not count toward the plan's risk.
 """
@@ -36,6 +38,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import time
 import unicodedata
 from collections import Counter
 from difflib import get_close_matches
@@ -83,6 +86,8 @@ _FILE_URI = re.compile(r"fileb?://", re.IGNORECASE)
 # Categories of characters no command needs: controls, invisible formatting, line and paragraph
 # separators, private use, surrogates and unassigned code points.
 _REFUSED_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"}
+# Wall-clock seconds one plan may take to validate; checked between commands.
+VALIDATION_TIME_BUDGET_SECONDS = 10.0
 
 
 def validate_text(text: str, policy: Policy) -> ValidatedPlan:
@@ -93,8 +98,17 @@ def validate_text(text: str, policy: Policy) -> ValidatedPlan:
 def validate_plan(plan: Plan, policy: Policy) -> ValidatedPlan:
     """The plan, resolved and checked; raises ``PlanValidationError`` listing every problem."""
     problems = _plan_problems(plan, policy)
+    if _step_count(plan) > policy.max_commands:
+        raise PlanValidationError(problems)  # the count alone refuses it; resolving thousands would take long
+    deadline = time.monotonic() + VALIDATION_TIME_BUDGET_SECONDS
     commands: list[ValidatedCommand] = []
     for planned in plan.commands:
+        if time.monotonic() >= deadline:
+            problems.append(
+                f"plan: validation took longer than {VALIDATION_TIME_BUDGET_SECONDS:g} s and stopped before "
+                f"command `{planned.id}`; split the plan into smaller ones"
+            )
+            break
         resolved: ResolvedCommand | None = None
         rollback: list[ResolvedCommand] = []
         try:
@@ -158,10 +172,20 @@ def resolve_command(
 # The plan as a whole.
 
 
+def _step_count(plan: Plan) -> int:
+    return len(plan.commands) + sum(len(command.rollback) for command in plan.commands)
+
+
 def _plan_problems(plan: Plan, policy: Policy) -> list[str]:
     problems: list[str] = []
-    if len(plan.commands) > policy.max_commands:
-        problems.append(f"plan: {len(plan.commands)} commands is more than the policy's limit of {policy.max_commands}")
+    steps = _step_count(plan)
+    if steps > policy.max_commands:
+        count = f"{len(plan.commands)} commands is"
+        if steps > len(plan.commands):
+            rollback = steps - len(plan.commands)
+            commands = f"{len(plan.commands)} command{'s' if len(plan.commands) != 1 else ''}"
+            count = f"{steps} steps ({commands}, {rollback} rollback steps, which count too) are"
+        problems.append(f"plan: {count} more than the policy's limit of {policy.max_commands}")
     counts = Counter(command.id for command in plan.commands)
     problems.extend(f"plan: command id `{name}` is used {n} times" for name, n in counts.items() if n > 1)
     ids = set(counts)

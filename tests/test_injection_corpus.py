@@ -65,7 +65,8 @@ def test_hostile_commands_are_refused_as_rollback_steps_too() -> None:
         }
     )
     with pytest.raises(PlanValidationError) as caught:
-        validate_plan(plan, Policy())
+        # Rollback steps count toward max_commands; the limit is raised so that each step is checked.
+        validate_plan(plan, Policy(max_commands=len(HOSTILE) + 1))
     refused = {problem.split("`")[1] for problem in caught.value.problems}
     assert refused == {f"safe.rollback.{n}" for n in range(len(HOSTILE))}
 
