@@ -1,13 +1,15 @@
 """Serving the Bolt app: HTTP mode on aiohttp, or Socket Mode over Slack's WebSocket.
 
 HTTP mode answers ``POST /slack/events`` (events, interactivity, slash commands and shortcuts all use it)
-through Bolt, whose built-in request verification rejects anything not signed with the signing secret within
-the last five minutes with a 401, and ``GET /healthz`` for load balancers and probes.
+through Bolt, and ``GET /healthz`` for load balancers and probes. A request not signed with the signing
+secret within the last five minutes gets a 401 before Bolt sees it (``bot.slack.signature``), and its body is
+never logged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -18,10 +20,13 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
 from bot.settings import BotSettings, ServeMode
+from bot.slack.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, quiet_bolt_refusals, signature_problem
 from engine.errors import CloudOpsError
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
+
+logger = logging.getLogger("cloudops.slack")
 
 
 def choose_mode(settings: BotSettings) -> ServeMode:
@@ -32,10 +37,25 @@ def choose_mode(settings: BotSettings) -> ServeMode:
 # ---------------------------------------------------------------------- HTTP mode
 
 
-def build_web_app(app: AsyncApp, *, path: str = EVENTS_PATH) -> web.Application:
+def build_web_app(app: AsyncApp, *, path: str = EVENTS_PATH, signing_secret: str | None = None) -> web.Application:
+    """``signing_secret`` defaults to the one ``app`` was made with, which Bolt's own check uses too."""
     started = time.monotonic()
+    # Bolt keeps it in a private attribute and offers no accessor; every AsyncApp has it.
+    secret = signing_secret if signing_secret is not None else str(getattr(app, "_signing_secret", "") or "")
+    quiet_bolt_refusals()
 
     async def slack_requests(request: web.Request) -> web.Response:
+        body = await request.read()
+        problem = signature_problem(
+            secret,
+            body,
+            request.headers.get(TIMESTAMP_HEADER),
+            request.headers.get(SIGNATURE_HEADER),
+            now=time.time(),
+        )
+        if problem is not None:
+            logger.info("refused a request to %s from %s: %s", path, request.remote, problem)
+            return web.json_response({"error": "invalid request"}, status=401)
         bolt_response = await app.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(bolt_response)
 
