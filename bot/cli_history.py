@@ -5,23 +5,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
+from enum import Enum
 from pathlib import Path
-from typing import Any, TextIO
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any, TextIO
 
 from engine.errors import CloudOpsError, ConfigError
-from engine.history.audit import AuditReport, export_records, verify_chain
-from engine.history.errors import ConversationIdError
-from engine.history.factory import open_history_store
-from engine.history.filters import RecordFilter, parse_time_bound
-from engine.history.qdrant_store import MAX_LIMIT
-from engine.history.records import ExecutionRecord, RecordStatus, parse_conversation_id
-from engine.history.settings import HistorySettings
-from engine.history.store import HistoryStore
+from engine.history.limits import MAX_LIMIT
 from engine.risk import Risk
+
+# The records, filters and stores are imported by the functions that use them: `cloudops` imports this
+# module for every command (to list these in its help), and the stores bring in the Qdrant clients.
+if TYPE_CHECKING:
+    from engine.history.audit import AuditReport
+    from engine.history.filters import RecordFilter
+    from engine.history.records import ExecutionRecord, RecordStatus
+    from engine.history.store import HistoryStore
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -63,8 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def _add_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--conversation", metavar="ID", type=_conversation, help="slack:T..:C..:ts or cli:<uuid>")
     parser.add_argument("--user", metavar="U", help="who asked for the plan")
-    parser.add_argument("--status", metavar="S", type=_choices(RecordStatus, "status"), action="append", default=[])
-    parser.add_argument("--risk", metavar="R", type=_choices(Risk, "risk"), action="append", default=[])
+    parser.add_argument("--status", metavar="S", type=_statuses, action="append", default=[])
+    parser.add_argument("--risk", metavar="R", type=_risks, action="append", default=[])
     parser.add_argument("--service", metavar="S", type=_words, action="append", default=[])
     parser.add_argument("--channel", metavar="C", type=_words, action="append", default=[])
     parser.add_argument("--since", metavar="WHEN", type=_time, help="7d, 24h, 30m or an ISO date/time")
@@ -82,24 +81,34 @@ def _limit(text: str) -> int:
 
 
 def _conversation(text: str) -> str:
+    from engine.history.errors import ConversationIdError
+    from engine.history.records import parse_conversation_id
+
     try:
         return str(parse_conversation_id(text))
     except ConversationIdError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _choices(enum: Any, what: str) -> Callable[[str], list[Any]]:
-    def parse(text: str) -> list[Any]:
-        values = []
-        for word in _words(text):
-            try:
-                values.append(enum(word.lower().replace("-", "_")))
-            except ValueError:
-                known = ", ".join(member.value for member in enum)
-                raise argparse.ArgumentTypeError(f"unknown {what} {word!r} (choose from {known})") from None
-        return values
+def _statuses(text: str) -> list[RecordStatus]:
+    from engine.history.records import RecordStatus
 
-    return parse
+    return _choices(RecordStatus, "status", text)
+
+
+def _risks(text: str) -> list[Risk]:
+    return _choices(Risk, "risk", text)
+
+
+def _choices(enum: type[Enum], what: str, text: str) -> list[Any]:
+    values = []
+    for word in _words(text):
+        try:
+            values.append(enum(word.lower().replace("-", "_")))
+        except ValueError:
+            known = ", ".join(member.value for member in enum)
+            raise argparse.ArgumentTypeError(f"unknown {what} {word!r} (choose from {known})") from None
+    return values
 
 
 def _words(text: str) -> list[str]:
@@ -110,6 +119,8 @@ def _words(text: str) -> list[str]:
 
 
 def _time(text: str) -> datetime:
+    from engine.history.filters import parse_time_bound
+
     try:
         return parse_time_bound(text)
     except ValueError as exc:
@@ -117,6 +128,10 @@ def _time(text: str) -> datetime:
 
 
 def _filters(args: argparse.Namespace) -> RecordFilter:
+    from pydantic import ValidationError
+
+    from engine.history.filters import RecordFilter
+
     def flat(groups: list[list[Any]]) -> list[Any]:
         return [value for group in groups for value in group]
 
@@ -141,6 +156,11 @@ def _filters(args: argparse.Namespace) -> RecordFilter:
 
 
 async def _open() -> HistoryStore:
+    from pydantic import ValidationError
+
+    from engine.history.factory import open_history_store
+    from engine.history.settings import HistorySettings
+
     try:
         settings = HistorySettings()
     except ValidationError as exc:
@@ -174,6 +194,8 @@ async def _history(args: argparse.Namespace) -> int:
 
 
 async def _verify(args: argparse.Namespace) -> int:
+    from engine.history.audit import verify_chain
+
     async with await _open() as store:
         report = await verify_chain(store)
     _print_report(report)
@@ -181,6 +203,8 @@ async def _verify(args: argparse.Namespace) -> int:
 
 
 async def _export(args: argparse.Namespace) -> int:
+    from engine.history.audit import export_records
+
     filters = _filters(args)
     async with await _open() as store:
         if args.output is None:

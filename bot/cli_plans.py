@@ -8,14 +8,17 @@ import json
 import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from engine.commands import ValidatedPlan
-from engine.config import EngineSettings
 from engine.errors import CloudOpsError, PlanError, PlanValidationError
-from engine.plan import parse_plan, plan_json_schema
-from engine.policy import Policy, load_policy
 from engine.risk import Risk
-from engine.validate import validate_plan
+
+# Each command imports what it needs: `schema` and `--help` need neither the aws CLI's tables nor the
+# settings, and `validate` needs nothing of what `run` executes with.
+if TYPE_CHECKING:
+    from engine.commands import ValidatedPlan
+    from engine.config import EngineSettings
+    from engine.policy import Policy
 
 EXIT_INVALID = 1
 EXIT_FAILED = 1
@@ -55,10 +58,15 @@ def read_plan_text(source: str) -> str:
 
 
 def policy_for(args: argparse.Namespace, settings: EngineSettings) -> Policy:
+    from engine.policy import load_policy
+
     return load_policy(args.policy or settings.policy_path)
 
 
 def load_validated(args: argparse.Namespace, settings: EngineSettings) -> ValidatedPlan:
+    from engine.plan import parse_plan
+    from engine.validate import validate_plan
+
     return validate_plan(parse_plan(read_plan_text(args.plan)), policy_for(args, settings))
 
 
@@ -109,12 +117,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    from engine.plan import plan_json_schema
+
     print(json.dumps(plan_json_schema(), indent=2))
     return 0
 
 
 def load_settings() -> EngineSettings:
     from pydantic import ValidationError
+
+    from engine.config import EngineSettings
 
     try:
         return EngineSettings()
@@ -127,7 +139,9 @@ async def cmd_run(args: argparse.Namespace) -> int:
     from bot.terminal import TerminalSink, render_plan, render_result
     from engine.execution import ExecutionService
     from engine.history import cli_conversation_id, open_history_store
+    from engine.plan import parse_plan
     from engine.runtime import execution_context
+    from engine.validate import validate_plan
 
     settings = load_settings()
     policy = policy_for(args, settings)

@@ -3,26 +3,25 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import logging
 import signal
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import aiohttp
-from slack_sdk.errors import SlackApiError
-
-from bot.planner import LLMSettings, OpenAIPlanner
-from bot.settings import BotSettings, ServeMode, load_bot_settings
-from bot.slack.app import ListenerGroup, build_client, create_app
-from bot.slack.client import BudgetedWebClient
-from bot.slack.context import BotContext
-from bot.slack.server import SocketModeHandlerFactory, choose_mode, run_http, run_socket_mode, socket_mode_handler
-from engine.config import EngineSettings
 from engine.errors import CloudOpsError, ConfigError
-from engine.history import HistorySettings, open_history_store
-from engine.policy import Policy, load_policy
-from engine.redact import register_secret
+
+# The Slack stack, aiohttp, the planner and the history store are imported by the functions that serve, not
+# here: `cloudops` imports this module to list `serve` in its help, and other commands must not pay for them.
+if TYPE_CHECKING:
+    import asyncio
+
+    from bot.settings import BotSettings
+    from bot.slack.app import ListenerGroup
+    from bot.slack.client import BudgetedWebClient
+    from bot.slack.context import BotContext
+    from bot.slack.server import SocketModeHandlerFactory
+    from engine.policy import Policy
 
 logger = logging.getLogger("cloudops.serve")
 
@@ -52,6 +51,10 @@ def _port(text: str) -> int:
 
 
 async def _serve_command(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from bot.settings import load_bot_settings
+
     given = {"http_port": args.port, "http_host": args.host}
     overrides = {name: value for name, value in given.items() if value is not None}
     settings = load_bot_settings(**overrides)
@@ -73,7 +76,7 @@ async def serve(
     *,
     stop: asyncio.Event | None = None,
     listener_groups: Sequence[ListenerGroup] | None = None,
-    socket_handler_factory: SocketModeHandlerFactory = socket_mode_handler,
+    socket_handler_factory: SocketModeHandlerFactory | None = None,
     context: BotContext | None = None,
 ) -> None:
     """Check the policy and the bot token, then serve Slack in the chosen mode until ``stop`` is set.
@@ -81,7 +84,16 @@ async def serve(
     With the default listener groups and no ``context``, the app's dependencies are built here: the history
     store (``open_history_store``), recovery of runs a stopped process left ``running``, the policy, and the
     LLM planner when one is configured. Explicit ``listener_groups`` without a ``context`` serve without them.
+    ``socket_handler_factory`` defaults to ``bot.slack.server.socket_mode_handler``.
     """
+    import aiohttp
+
+    from bot.settings import ServeMode
+    from bot.slack.app import build_client, create_app
+    from bot.slack.server import choose_mode, run_http, run_socket_mode, socket_mode_handler
+    from engine.policy import load_policy
+    from engine.redact import register_secret
+
     for secret in (settings.bot_token, settings.app_token, settings.signing_secret):
         if secret:
             register_secret(secret)
@@ -101,7 +113,7 @@ async def serve(
                 app,
                 app_token,
                 stop=stop,
-                handler_factory=socket_handler_factory,
+                handler_factory=socket_handler_factory or socket_mode_handler,
                 ready=lambda: logger.info("serving Slack over Socket Mode as %s, with %s", identity, policy),
             )
         else:
@@ -116,6 +128,11 @@ async def serve(
 
 async def _open_context(policy: Policy, resources: contextlib.AsyncExitStack) -> BotContext:
     """The store, recovery, the planner: what the listeners need, closed again when serving stops."""
+    from bot.planner import LLMSettings, OpenAIPlanner
+    from bot.slack.context import BotContext
+    from engine.config import EngineSettings
+    from engine.history import HistorySettings, open_history_store
+
     store = await open_history_store(HistorySettings())
     resources.push_async_callback(store.close)
     engine_settings = EngineSettings()
@@ -134,6 +151,9 @@ async def _open_context(policy: Policy, resources: contextlib.AsyncExitStack) ->
 
 async def _identify(client: BudgetedWebClient) -> str:
     """Who the bot token belongs to, from auth.test: a wrong token is reported now, in one line."""
+    import aiohttp
+    from slack_sdk.errors import SlackApiError
+
     try:
         identity = await client.auth_test()
     except SlackApiError as exc:

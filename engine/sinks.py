@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from typing import Literal, Protocol, runtime_checkable
 
@@ -75,4 +74,7 @@ class FanOutSink:
         self._sinks = list(sinks)
 
     async def emit(self, event: Event) -> None:
+        # Imported here: this module is also loaded to render plans (`cloudops validate`), with no event loop.
+        import asyncio
+
         await asyncio.gather(*(sink.emit(event) for sink in self._sinks))

@@ -6,10 +6,14 @@ never as a reason to lose an audit record: writes go ahead with the lexical vect
 
 from __future__ import annotations
 
-import aiohttp
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel, ValidationError
 
 from engine.errors import CloudOpsError
+
+if TYPE_CHECKING:
+    import aiohttp
 
 
 class EmbeddingsError(CloudOpsError):
@@ -34,6 +38,10 @@ class EmbeddingsClient:
         model: str | None = None,
         timeout_seconds: float = 15.0,
     ) -> None:
+        # aiohttp is imported here, not with the module: the stores import this module whether or not
+        # embeddings are configured, and most runs never make a client.
+        import aiohttp
+
         base = url.rstrip("/")
         self.url = base if base.endswith("/embeddings") else base + "/embeddings"
         self.model = model
@@ -48,6 +56,8 @@ class EmbeddingsClient:
         if self.model:
             body["model"] = self.model
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        import aiohttp
+
         try:
             async with self._client().post(self.url, json=body, headers=headers) as response:
                 if response.status != 200:
@@ -65,6 +75,8 @@ class EmbeddingsClient:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
+            import aiohttp
+
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         return self._session
 

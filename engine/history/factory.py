@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from engine.history.edge import EdgeHistoryStore
-from engine.history.embeddings import EmbeddingsClient
-from engine.history.server import ServerHistoryStore
+from typing import TYPE_CHECKING
+
 from engine.history.settings import HistorySettings
-from engine.history.store import HistoryStore
+
+if TYPE_CHECKING:
+    from engine.history.edge import EdgeHistoryStore
+    from engine.history.embeddings import EmbeddingsClient
+    from engine.history.server import ServerHistoryStore
+    from engine.history.store import HistoryStore
 
 
 def embeddings_from(settings: HistorySettings) -> EmbeddingsClient | None:
     if settings.embeddings_url is None:
         return None
+    # aiohttp is loaded only when embeddings are configured.
+    from engine.history.embeddings import EmbeddingsClient
+
     key = settings.embeddings_api_key.get_secret_value() if settings.embeddings_api_key else None
     return EmbeddingsClient(settings.embeddings_url, api_key=key, model=settings.embeddings_model)
 
@@ -23,12 +30,17 @@ async def open_history_store(settings: HistorySettings | None = None) -> History
     """
     settings = settings or HistorySettings()
     embeddings = embeddings_from(settings)
+    # Each backend's client library (qdrant-client takes over a second to import) is loaded only when chosen.
     if settings.qdrant_url:
+        from engine.history.server import ServerHistoryStore
+
         key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
         server = ServerHistoryStore(
             url=settings.qdrant_url, api_key=key, prefix=settings.collection_prefix, embeddings=embeddings
         )
         return await _opened(server)
+    from engine.history.edge import EdgeHistoryStore
+
     edge = EdgeHistoryStore(settings.data_dir, prefix=settings.collection_prefix, embeddings=embeddings)
     return await _opened(edge)
 

@@ -48,6 +48,7 @@ from engine.history.layout import (
     search_sha,
 )
 from engine.history.lexical import LexicalEncoder, SparseVector
+from engine.history.limits import MAX_LIMIT
 from engine.history.records import (
     IMMUTABLE_FIELDS,
     CommandStatus,
@@ -60,7 +61,6 @@ from engine.history.store import Changes, HistoryStore, SearchHit, TransitionRes
 
 log = logging.getLogger(__name__)
 
-MAX_LIMIT = 1000
 _PAGE = 256
 _CHAIN_ATTEMPTS = 64
 RRF_K = 60
