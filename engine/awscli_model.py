@@ -7,23 +7,33 @@ module asks the CLI: one in-process driver parses the argv with the CLI's parser
 map to one API operation, runs the CLI's own parameter building up to the point where it would call AWS,
 keeping the request instead of sending it.
 
-Nothing here touches the network, credentials or local files: the driver's session has fixed dummy
-settings and ignores the operator's environment and config files, no botocore client is ever created,
-and the CLI's loading of ``file://`` and ``http(s)://`` parameter values is replaced by a handler that only
-records what the real CLI would read or download. Commands that would read or write local files are
-never run through the parameter building at all.
+Nothing here can reach the network, by construction rather than by matching event names:
+
+* every operation is read with an operation caller that only records the request it is handed; the CLI's
+  real caller, which creates a client and sends, is never given to it;
+* the driver's session has fixed dummy credentials and settings, ignores the operator's environment and
+  config files, and refuses every request a client could make: a handler on ``before-call`` and another
+  on ``before-send`` raise before anything is signed or sent. If the CLI ever got that far the command is
+  refused as "could not be checked offline" and the attempt is logged as a defect;
+* the CLI's loading of ``file://`` and ``http(s)://`` parameter values is replaced by a handler that only
+  records what the real CLI would read or download, and commands that would read or write local files
+  are never run through the parameter building at all;
+* whatever the CLI's code writes to standard output or standard error while reading a command is kept
+  from the process's streams.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
+import io
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from difflib import get_close_matches
 from enum import StrEnum
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -34,14 +44,30 @@ from awscli import EnvironmentVariables
 from awscli.argparser import ArgTableArgParser
 from awscli.argprocess import unpack_argument
 from awscli.clidriver import CLIDriver, ServiceCommand, ServiceOperation
+from awscli.customizations.commands import BasicCommand
 from awscli.paramfile import URIArgumentHandler
 from awscli.plugin import load_plugins
+from botocore.compat import accepts_kwargs
 from botocore.configprovider import ConstantProvider
 from botocore.exceptions import ParamValidationError
-from botocore.hooks import HierarchicalEmitter
+from botocore.hooks import HierarchicalEmitter, NodeList
 from botocore.model import OperationModel, ServiceModel
 from botocore.validate import validate_parameters
 from pydantic import BaseModel, ConfigDict, Field
+
+from engine.awscli_review import (
+    API_CUSTOMIZATIONS,
+    CUSTOM_ARGUMENT,
+    LOCAL_READ_ARGUMENTS,
+    LOCAL_WRITE_ARGUMENTS,
+    PLAIN_ARGUMENTS,
+    REFUSED_ARGUMENTS,
+    REFUSED_COMMANDS,
+    REFUSED_CUSTOMIZATIONS,
+    REFUSED_SUBCOMMANDS,
+)
+
+logger = logging.getLogger(__name__)
 
 HIGH_LEVEL_S3_COMMANDS = frozenset({"ls", "cp", "mv", "rm", "sync", "mb", "rb"})
 # The high-level S3 commands whose two paths may name a local file or directory.
@@ -73,8 +99,13 @@ class CliReading(BaseModel):
     cli_service: str | None = None
     cli_operation: str | None = None
     service: str | None = Field(default=None, description="botocore service name.")
-    operation: str | None = Field(default=None, description="botocore operation name; None for high-level s3.")
-    high_level: bool = False
+    operation: str | None = Field(
+        default=None, description="botocore operation name; None for commands that are not one API operation."
+    )
+    high_level: bool = Field(default=False, description="An aws CLI command that is not one API operation.")
+    api_operations: tuple[str, ...] = Field(
+        default=(), description="For a reviewed aws CLI customization: the botocore operations it may call."
+    )
     params: dict[str, Any] | None = None
     supports_dry_run: bool = False
     local_files: bool = Field(default=False, description="The command reads or writes local files.")
@@ -86,8 +117,20 @@ class CliReading(BaseModel):
 
 def read_aws_args(args: list[str], check_local_path: LocalPathCheck) -> CliReading:
     """Read ``args`` (the argv after ``aws``) with the aws CLI's own parsers. Never raises for bad input."""
-    with _LOCK:
+    with _LOCK, _kept_from_streams():
         return _Reader(_cli_tables(), check_local_path).read(list(args))
+
+
+@contextmanager
+def _kept_from_streams() -> Iterator[None]:
+    # The CLI writes help, skeletons and warnings with print(); none of it may reach the process's output,
+    # where it could carry a request's values. Logging handlers keep the streams they were given, so logs
+    # from other threads are unaffected.
+    sink = io.StringIO()
+    with redirect_stdout(sink), redirect_stderr(sink):
+        yield
+    if sink.tell():
+        logger.warning("the aws CLI wrote %d characters while a command was validated; discarded", sink.tell())
 
 
 def botocore_services() -> frozenset[str]:
@@ -130,7 +173,7 @@ def api_params_problem(params: Mapping[str, Any], operation: OperationModel) -> 
     if shape is not None:
         for name, member in shape.members.items():
             if member.metadata.get("idempotencyToken") and name not in request:
-                request[name] = "idempotency-token"
+                request[name] = _token_placeholder(member)
     try:
         if shape is not None:
             validate_parameters(request, shape)
@@ -141,103 +184,39 @@ def api_params_problem(params: Mapping[str, Any], operation: OperationModel) -> 
     return "; ".join(problems) or None
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Argument classes, by the aws CLI's own class names. A customized argument of a class not named here is
-# refused when a command uses it: a new customization may read or write files, and failing closed until
-# someone has looked at it is the safe default.
+def _verify_accepts_kwargs(handler: Any) -> None:
+    try:
+        accepted = _accepts_kwargs(getattr(handler, "__func__", handler))
+    except TypeError:
+        # As botocore does: a handler it cannot inspect (or hash, here) is taken as it is.
+        return
+    if not accepted:
+        raise ValueError(f"Event handler {handler} must accept keyword arguments (**kwargs)")
 
-_PLAIN_ARGUMENTS = frozenset(
-    f"awscli.{name}"
-    for name in (
-        "arguments.CLIArgument",
-        "arguments.ListArgument",
-        "arguments.BooleanArgument",
-        "customizations.cliinputjson.CliInputJSONArgument",
-        "customizations.paginate.PageArgument",
-        "customizations.toplevelbool.PositiveBooleanArgument",
-        "customizations.toplevelbool.NegativeBooleanParameter",
-        "customizations.arguments._NestedBlobArgumentParamOverwrite",
-        "customizations.arguments.StatefulArgument",
-        "customizations.flatten.FlattenedArgument",
-        "customizations.putmetricdata.PutMetricArgument",
-        "customizations.ec2.bundleinstance.BundleArgument",
-        "customizations.ec2.secgroupsimplify.ProtocolArgument",
-        "customizations.ec2.secgroupsimplify.PortArgument",
-        "customizations.ec2.secgroupsimplify.CidrArgument",
-        "customizations.ec2.secgroupsimplify.SourceGroupArgument",
-        "customizations.ec2.secgroupsimplify.GroupOwnerArgument",
-        "customizations.ec2.addcount.CountArgument",
-        "customizations.ec2.runinstances.SecondaryPrivateIpAddressesArgument",
-        "customizations.ec2.runinstances.SecondaryPrivateIpAddressCountArgument",
-        "customizations.ec2.runinstances.AssociatePublicIpAddressArgument",
-        "customizations.ec2.runinstances.NoAssociatePublicIpAddressArgument",
-        "customizations.sessendemail.AddressesArgument",
-        "customizations.sessendemail.BodyArgument",
-        "customizations.codedeploy.locationargs.S3LocationArgument",
-        "customizations.codedeploy.locationargs.GitHubLocationArgument",
-        "customizations.datapipeline.ParameterValuesInlineArgument",
-        "customizations.datapipeline.ParameterValuesArgument",
-        "customizations.datapipeline.ParameterObjectsArgument",
-        "customizations.datapipeline.PipelineDefinitionArgument",
-        "customizations.awslambda.ZipFileArgument",
-        "customizations.awslambda.ReplacedZipFileArgument",
-        "customizations.binaryhoist.OriginalArgument",
-        "customizations.binaryhoist.InjectingArgument",
-        "customizations.cloudfront.OriginDomainName",
-        "customizations.cloudfront.CreateDefaultRootObject",
-        "customizations.cloudfront.PathsArgument",
-        "customizations.cloudfront.UpdateDefaultRootObject",
-        "customizations.emr.addtags.TagsArgument",
-        "customizations.emr.listclusters.CreatedAfter",
-        "customizations.emr.listclusters.CreatedBefore",
-        "customizations.emr.listclusters.ClusterStatesArgument",
-        "customizations.emr.listclusters.ActiveStateArgument",
-        "customizations.emr.listclusters.TerminatedStateArgument",
-        "customizations.emr.listclusters.FailedStateArgument",
-        "customizations.configservice.putconfigurationrecorder.ConfigurationRecorderArgument",
-        "customizations.configservice.putconfigurationrecorder.RecordingGroupArgument",
-    )
-)
-# The value is a local file the CLI reads (``ec2 get-password-data --priv-launch-key``).
-_LOCAL_READ_ARGUMENTS = frozenset({"awscli.customizations.ec2.decryptpassword.LaunchKeyArgument"})
-# The value is a local file the CLI writes the response (or part of it) to.
-_LOCAL_WRITE_ARGUMENTS = frozenset(
-    {
-        "awscli.customizations.streamingoutputarg.StreamingOutputArgument",
-        "awscli.customizations.s3events.S3SelectStreamOutputArgument",
-        "awscli.customizations.arguments.QueryOutFileArgument",
-        "awscli.customizations.iamvirtmfa.FileArgument",
-    }
-)
-_REFUSED_ARGUMENTS = {
-    "awscli.customizations.generatecliskeleton.GenerateCliSkeletonArgument": (
-        "it prints a request template instead of running the command"
-    ),
-}
 
-_REFUSED_COMMANDS = {
-    "configure": "it reads and writes the local aws credential and config files",
-    "help": "it prints documentation",
-    "history": "it reads the aws CLI's local command history",
-    "sdb": "it is a preview service the aws CLI refuses unless its config enables it",
-}
-_REFUSED_SUBCOMMANDS = {
-    "wait": "a waiter polls until a state is reached; run the describe operation instead",
-    "help": "it prints documentation",
-    "get-login": "it prints a docker login command holding a credential",
-    "get-login-password": "it prints a registry credential",
-    "get-token": "it prints a cluster credential",
-    "update-kubeconfig": "it writes the local kubeconfig file",
-    "package": "it reads local files and uploads them",
-    "deploy": "it is a multi-step aws CLI workflow, not one API operation",
-    "push": "it bundles and uploads a local directory",
-    "ssh": "it opens an interactive ssh session",
-    "socks": "it opens a local SOCKS tunnel",
-    "put": "it copies local files over ssh",
-    "get": "it copies remote files to local disk over ssh",
-    "presign": "it creates a pre-signed URL, which is a bearer credential",
-    "website": "use `aws s3api put-bucket-website` instead",
-}
+@lru_cache(maxsize=4096)
+def _accepts_kwargs(function: Any) -> bool:
+    return bool(accepts_kwargs(function))
+
+
+def _trie_node(trie: Any, key: str) -> dict[str, Any] | None:
+    """The node of botocore's handler trie that holds ``key``'s own handlers, if it exists."""
+    node = trie._root
+    for part in key.split("."):
+        node = node["children"].get(part)
+        if node is None:
+            return None
+    return node
+
+
+def _token_placeholder(shape: Any) -> str:
+    """A stand-in for the token botocore generates (a UUID), within the member's own length rules."""
+    low = shape.metadata.get("min", 0)
+    high = shape.metadata.get("max", _UUID_LENGTH)
+    return "0" * max(low, min(_UUID_LENGTH, high))
+
+
+_UUID_LENGTH = 36
 
 
 def _class_name(obj: object) -> str:
@@ -313,10 +292,38 @@ def _isolated_session() -> botocore.session.Session:
     }
     for name, value in fixed.items():
         store.set_config_provider(name, ConstantProvider(value))
+    # Fixed credentials also keep botocore's provider chain (instance metadata, SSO...) from ever running.
     session.set_credentials("VALIDATION-ONLY", "VALIDATION-ONLY")
+    emitter = session.get_component("event_emitter")
+    # The transport: every client this session could make refuses to call, before signing and again before
+    # sending. Registered on the bare event names, which prefix every service's and operation's event.
+    emitter.register_first("before-call", _refuse_request, unique_id="cloudops-offline-call")
+    emitter.register_first("before-send", _refuse_request, unique_id="cloudops-offline-send")
     # No plugins from a config file: only the CLI's built-in customizations.
-    load_plugins({}, event_hooks=session.get_component("event_emitter"))
+    load_plugins({}, event_hooks=emitter)
     return session
+
+
+class OfflineViolation(Exception):
+    """The aws CLI tried to send a request while a command was being read: refused before it left."""
+
+
+def _refuse_request(event_name: str, **kwargs: Any) -> NoReturn:
+    # The event names the service and operation (``before-call.secrets-manager.DeleteSecret``); no
+    # parameter is logged, since they may hold secrets.
+    logger.error("defect: the aws CLI tried to send a request while a command was validated (%s)", event_name)
+    raise OfflineViolation(event_name.split(".", 1)[-1])
+
+
+class _RecordingCaller:
+    """Stands in for the CLI's operation caller, which would create a client and send: it keeps the request."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, Any] | None = None
+
+    def invoke(self, service_name: str, operation_name: str, parameters: dict[str, Any], parsed_globals: Any) -> int:
+        self.params = _plain(parameters)
+        return 0
 
 
 class _CliTables:
@@ -344,32 +351,56 @@ class _CliTables:
         self._models: dict[str, ServiceModel] = {}
         self._references: list[_Reference] | None = None
         self._current_option = ""
-        self._capture: dict[str, Any] | None = None
         emitter = self.session.get_component("event_emitter")
         self._handlers = getattr(emitter, "_emitter", emitter)
         if not isinstance(self._handlers, HierarchicalEmitter):
             raise TypeError(f"unexpected botocore event emitter {type(self._handlers).__name__}")
+        # botocore inspects every handler's signature as it is registered, and the CLI registers a dozen
+        # for each command read; the answer depends only on the function, so it is kept.
+        self._handlers._verify_accept_kwargs = _verify_accepts_kwargs  # type: ignore[method-assign]
         recorder = URIArgumentHandler({prefix: (self._record_reference, {}) for prefix in _URI_PREFIXES})
         emitter.register("load-cli-arg", recorder, unique_id="cloudops-uri-recorder")
-        # Registered last on the least specific name so it runs after every CLI handler for the event.
-        emitter.register_last("calling-command", self._on_calling_command, unique_id="cloudops-capture")
 
     @contextmanager
     def one_command(self) -> Iterator[None]:
-        """Forget every handler the CLI registers while reading one command.
+        """Forget every handler the CLI registers or removes while reading one command.
 
         The aws CLI runs one command per process, and its customizations register handlers as they go,
         some for a whole service (``operation-args-parsed.ec2.*``) and some holding that command's
-        values. Left in place they would act on the next command read, so the session's handlers are put
-        back as they were before the command.
+        values. Left in place they would act on the next command read, so every event whose handlers
+        change is put back as it was before the command. Only those events are saved: copying the whole
+        handler table for each command would cost more than reading the command.
         """
-        saved = dict(copy.copy(self._handlers).__dict__)
+        emitter = self._handlers
+        trie = emitter._handlers
+        saved: dict[str, Any] = {}
+        unique_ids = {key: dict(value) for key, value in emitter._unique_id_handlers.items()}
+
+        def remember(key: str) -> None:
+            if key not in saved:
+                node = _trie_node(trie, key)
+                values = None if node is None else node["values"]
+                saved[key] = None if values is None else [list(section) for section in values]
+
+        def append_item(key: str, value: Any, section: int = 1) -> None:
+            remember(key)
+            type(trie).append_item(trie, key, value, section)
+
+        def remove_item(key: str, value: Any) -> None:
+            remember(key)
+            type(trie).remove_item(trie, key, value)
+
+        trie.append_item, trie.remove_item = append_item, remove_item
         try:
             yield
         finally:
-            saved["_lookup_cache"] = {}
-            self._handlers.__dict__.clear()
-            self._handlers.__dict__.update(saved)
+            del trie.append_item, trie.remove_item
+            for key, values in saved.items():
+                node = _trie_node(trie, key)
+                if node is not None:
+                    node["values"] = None if values is None else NodeList(*values)
+            emitter._unique_id_handlers = unique_ids
+            emitter._lookup_cache = {}
 
     def service_parser(self, cli_service: str) -> argparse.ArgumentParser:
         parser = self._service_parsers.get(cli_service)
@@ -416,27 +447,19 @@ class _CliTables:
     def capture(self, operation: ServiceOperation, args: list[str], ns: Any) -> tuple[bool, dict[str, Any] | None]:
         """Run the CLI's own handling of ``args`` until the call; return (captured, params).
 
-        ``captured`` is False when a CLI customization took the call over instead of calling the API:
-        then there is no single request to report.
+        ``operation`` must have been built with a ``_RecordingCaller``. ``captured`` is False when a CLI
+        customization took the call over instead of calling the API: then there is no single request to
+        report.
         """
-        self._capture = {"event": f"calling-command.{operation._parent_name}.{operation.name}"}
-        try:
-            outcome = operation(args, ns)
-            params = self._capture.get("params")
-        finally:
-            self._capture = None
-        if outcome is not _CAPTURED or params is None:
+        caller = operation._operation_caller
+        if not isinstance(caller, _RecordingCaller):
+            raise TypeError("an operation read for validation must hold a recording caller")
+        operation(args, ns)
+        if caller.params is None:
             return False, None
-        model = operation._operation_model
-        self._apply_cli_request_handlers(params, model)
+        params = caller.params
+        self._apply_cli_request_handlers(params, operation._operation_model)
         return True, params
-
-    def _on_calling_command(self, event_name: str, call_parameters: dict[str, Any], **kwargs: Any) -> object:
-        if self._capture is None or event_name != self._capture["event"]:
-            return None
-        self._capture["params"] = _plain(call_parameters)
-        # A non-None answer makes the CLI return it instead of creating a client and sending the request.
-        return _CAPTURED
 
     def _apply_cli_request_handlers(self, params: dict[str, Any], model: OperationModel) -> None:
         """The CLI customizations that act when the client builds the request (``run-instances`` counts).
@@ -461,7 +484,6 @@ class _CliTables:
             params[_PAGINATION_CONFIG] = paging
 
 
-_CAPTURED = object()
 _NO_SERVICE = "no service given: write `aws <service> <operation> [options]`"
 _LOCK = threading.RLock()
 _TABLES: _CliTables | None = None
@@ -525,7 +547,7 @@ class _Reader:
             return self._read_high_level(args, rest, ns)
         command = self.tables.commands[cli_service]
         if type(command) is not ServiceCommand:
-            reason = _REFUSED_COMMANDS.get(cli_service, "it is an aws CLI command that is not an API operation")
+            reason = REFUSED_COMMANDS.get(cli_service, "it is an aws CLI command that is not an API operation")
             raise _ArgparseError(f"`aws {cli_service}` is not allowed: {reason}")
         self.names = {"cli_service": cli_service, "service": command._service_name}
         return self._read_operation(args, command, rest, ns)
@@ -560,7 +582,12 @@ class _Reader:
         name = parsed.operation
         listed = table.get(name)
         if type(listed) is not ServiceOperation:
-            reason = _REFUSED_SUBCOMMANDS.get(name, "it is an aws CLI customization, not one API operation")
+            operations = API_CUSTOMIZATIONS.get((cli_service, name))
+            if operations is not None and isinstance(listed, BasicCommand):
+                return self._read_customization(args, listed, rest, ns, operations)
+            reason = REFUSED_CUSTOMIZATIONS.get((cli_service, name)) or REFUSED_SUBCOMMANDS.get(
+                name, "it is an aws CLI customization this engine has not reviewed, not one API operation"
+            )
             raise _ArgparseError(f"`aws {cli_service} {name}` is not allowed: {reason}")
         model = listed._operation_model
         self.names.update(cli_operation=name, operation=model.name)
@@ -570,7 +597,8 @@ class _Reader:
             operation = ServiceOperation(
                 name=name,
                 parent_name=cli_service,
-                operation_caller=listed._operation_caller,
+                # Never the CLI's own caller: this one keeps the request and sends nothing.
+                operation_caller=_RecordingCaller(),
                 operation_model=model,
                 session=self.tables.session,
             )
@@ -597,6 +625,12 @@ class _Reader:
         ns, _ = self.tables.global_parser.parse_known_args(args)
         try:
             captured, params = self.tables.capture(operation, rest, ns)
+        except OfflineViolation as exc:
+            self.problems.append(
+                f"the command could not be checked offline: reading it made the aws CLI try to call {exc} "
+                "(nothing was sent)"
+            )
+            return None
         except (Exception, SystemExit) as exc:
             self.problems.append(f"the aws CLI refuses the arguments: {_one_line(exc)}")
             return None
@@ -649,7 +683,14 @@ class _Reader:
                     f"{' or '.join(meant)})"
                 )
 
-    def _check_arguments(self, arguments: Mapping[str, Any], values: Mapping[str, Any], args: list[str]) -> None:
+    def _check_arguments(
+        self,
+        arguments: Mapping[str, Any],
+        values: Mapping[str, Any],
+        args: list[str],
+        *,
+        reviewed_command: bool = False,
+    ) -> None:
         written = {arg.split("=", 1)[0] for arg in args if arg.startswith("--")}
         for argument in arguments.values():
             value = values.get(argument.py_name)
@@ -658,13 +699,13 @@ class _Reader:
             if not used or value is None:
                 continue
             kind = _class_name(argument)
-            if kind in _REFUSED_ARGUMENTS:
-                self.problems.append(f"option {option} is not allowed: {_REFUSED_ARGUMENTS[kind]}")
-            elif kind in _LOCAL_READ_ARGUMENTS or _is_streaming_blob(argument):
+            if kind in REFUSED_ARGUMENTS:
+                self.problems.append(f"option {option} is not allowed: {REFUSED_ARGUMENTS[kind]}")
+            elif kind in LOCAL_READ_ARGUMENTS or _is_streaming_blob(argument):
                 self._check_local(option, value, LocalAccess.READ)
-            elif kind in _LOCAL_WRITE_ARGUMENTS:
+            elif kind in LOCAL_WRITE_ARGUMENTS:
                 self._check_local(option, value, LocalAccess.WRITE)
-            elif kind not in _PLAIN_ARGUMENTS:
+            elif kind not in PLAIN_ARGUMENTS and not (reviewed_command and kind == CUSTOM_ARGUMENT):
                 self.problems.append(
                     f"option {option} is not allowed: it is an aws CLI customization ({kind}) this engine "
                     "has not reviewed for local file access"
@@ -688,6 +729,28 @@ class _Reader:
             else:
                 self._check_local(reference.option, reference.value[len(reference.prefix) :], LocalAccess.READ)
 
+    # -- a reviewed aws CLI customization ---------------------------------------------------------------------
+
+    def _read_customization(
+        self,
+        args: list[str],
+        command: BasicCommand,
+        rest: list[str],
+        ns: argparse.Namespace,
+        operations: tuple[str, ...],
+    ) -> None:
+        """A customized command that only calls API operations: its options are read, nothing of it runs."""
+        name = command.name
+        self.names.update(cli_operation=name, high_level=True, api_operations=operations)
+        arguments = command.arg_table
+        self._check_option_spelling(args, {a.cli_name for a in arguments.values()})
+        with self.tables.one_command():
+            what = f"aws {self.names['cli_service']} {name}"
+            values = self._parse_arguments(ArgTableArgParser(arguments), rest, what)
+            self._check_arguments(arguments, values, args, reviewed_command=True)
+            unpacked = [(a.cli_name, a, values.get(a.py_name)) for a in arguments.values()]
+            self._check_references(self.tables.scan_references(unpacked, "custom", name, ns))
+
     # -- high-level s3 ------------------------------------------------------------------------------------
 
     def _read_high_level(self, args: list[str], rest: list[str], ns: argparse.Namespace) -> dict[str, Any] | None:
@@ -707,7 +770,7 @@ class _Reader:
         if name is None:
             raise _ArgparseError("`aws s3` needs a command: one of " + ", ".join(sorted(HIGH_LEVEL_S3_COMMANDS)))
         if name not in HIGH_LEVEL_S3_COMMANDS:
-            reason = _REFUSED_SUBCOMMANDS.get(name, "only " + ", ".join(sorted(HIGH_LEVEL_S3_COMMANDS)) + " are")
+            reason = REFUSED_SUBCOMMANDS.get(name, "only " + ", ".join(sorted(HIGH_LEVEL_S3_COMMANDS)) + " are")
             raise _ArgparseError(f"`aws s3 {name}` is not allowed: {reason}")
         self.names["cli_operation"] = name
         command = s3.subcommand_table[name]

@@ -28,7 +28,13 @@ class ResolvedCommand(BaseModel):
     cli_operation: str = Field(description="The aws CLI's operation word, e.g. `create-bucket`, `ls`.")
     cli_args: list[str] | None = None
     params: dict[str, Any] | None = None
-    high_level: bool = Field(default=False, description="An aws CLI high-level command such as `s3 cp`.")
+    high_level: bool = Field(
+        default=False, description="An aws CLI command that is not one API operation, such as `s3 cp`."
+    )
+    api_operations: list[str] = Field(
+        default_factory=list,
+        description="For an aws CLI customization such as `emr create-cluster`: the API operations it may call.",
+    )
     risk: Risk
     display: str
     timeout_seconds: float | None = None

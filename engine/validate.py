@@ -5,10 +5,12 @@ Every rule reports into one list, so a refused plan names all of its problems at
 
 Decisions worth knowing:
 
-* Shell syntax (``; | & ` $ < >``, line breaks, other control and invisible characters, look-alikes of
-  these) is refused anywhere in a CLI command's text, even inside quotes. No shell ever runs a command,
-  but a plan that looks like shell is either confused or hostile, and a reviewer should never have to
-  work out which. A JMESPath ``--query`` using ``|`` or ``>`` is the rare casualty.
+* Shell syntax (``; | & ` $ < >``, line breaks, a word-initial ``#``) is refused where a POSIX shell would
+  act on it: outside quotes, and ``$`` or backticks inside double quotes. No shell ever runs a command, but
+  a plan that would mean something else if pasted into a terminal is either confused or hostile, and a
+  reviewer should never have to work out which. Inside single quotes nothing is special to a shell either,
+  so a Lambda ``'$LATEST'`` or a JMESPath ``--query 'a[?b==`1`] | [0]'`` passes as written. Control and
+  invisible characters, and look-alikes of shell characters, are refused anywhere.
 * When the text has shell syntax or cannot be split into words, the command is not read any further:
   its words are not a trustworthy basis for the other checks.
 * Global options that choose credentials, region, endpoint, TLS, output format, timeouts or debugging
@@ -232,8 +234,6 @@ def _resolve_cli(text: str, policy: Policy) -> tuple[list[str], dict[str, Any]]:
         words = shlex.split(text, posix=True)
     except ValueError as exc:
         return [*problems, f"the command cannot be split into words: {str(exc).lower()} (unbalanced quotes?)"], {}
-    for word in words:
-        problems.extend(text_problems(word))
     if problems:
         return problems, {}
     if not words:
@@ -253,12 +253,25 @@ def _resolve_cli(text: str, policy: Policy) -> tuple[list[str], dict[str, Any]]:
         return problems, {}
     names = (reading.cli_service, reading.cli_operation)
     operation = reading.operation or reading.cli_operation
-    denial = policy.denial_reason(reading.service, operation, names)
-    if denial is not None:
-        problems.append(f"{reading.service}:{operation} is {denial}")
+    # A reviewed aws CLI customization answers for every API operation it may call.
+    called = reading.api_operations or (operation,)
+    for name in called:
+        denial = policy.denial_reason(reading.service, name, names)
+        if denial is not None:
+            problems.append(f"{reading.service}:{name} is {denial}")
     if problems:
         return problems, {}
-    risk = operation_risk(reading.service, reading.operation, reading.cli_operation, args)
+    if reading.api_operations:
+        risk = highest(
+            [
+                _raised(
+                    operation_risk(reading.service, name, xform_name(name, "-")), policy, reading.service, name, names
+                )
+                for name in reading.api_operations
+            ]
+        )
+    else:
+        risk = operation_risk(reading.service, reading.operation, reading.cli_operation, args)
     return [], {
         "form": "cli",
         "service": reading.service,
@@ -268,35 +281,77 @@ def _resolve_cli(text: str, policy: Policy) -> tuple[list[str], dict[str, Any]]:
         "cli_args": args,
         "params": reading.params,
         "high_level": reading.high_level,
+        "api_operations": list(reading.api_operations),
         "risk": _raised(risk, policy, reading.service, operation, names),
         "supports_dry_run": reading.supports_dry_run,
     }
 
 
 def text_problems(text: str) -> list[str]:
-    """Shell syntax, control and invisible characters, and look-alikes of shell characters in ``text``."""
+    """Shell syntax where a POSIX shell would act on it, control and invisible characters, and look-alikes.
+
+    Quoting is read as a shell reads it: inside single quotes nothing is special, inside double quotes only
+    ``$`` and backticks are (a shell expands them there), outside quotes every shell character is, and so
+    are line breaks and a ``#`` that starts a word (a comment). shlex splits the text by the same quoting
+    rules, so what passes here means the same to CloudOps as it would to a shell, which never sees it.
+    """
     problems: list[str] = []
-    for char in dict.fromkeys(text):
-        if char in SHELL_CHARACTERS:
+    quote = ""
+    escaped = False
+    previous = " "
+    for char in text:
+        if escaped:
+            escaped = False
+            if char == "\n" and not quote:
+                problems.append(_LINE_BREAK)
+            elif quote == '"' and char in "$`\n":
+                # A shell drops this backslash, shlex keeps it: the two would read different values.
+                problems.append(
+                    f"a backslash before `{char}` inside double quotes: a shell drops it and CloudOps would keep it; "
+                    "use single quotes"
+                )
+        elif quote == "'":
+            quote = "" if char == "'" else quote
+        elif char == "\\":
+            escaped = True
+        elif quote == '"':
+            if char == '"':
+                quote = ""
+            elif char in _EXPANDED_IN_DOUBLE_QUOTES:
+                problems.append(_shell_problem(char, text) + " (a shell expands it inside double quotes)")
+        elif char in "'\"":
+            quote = char
+        elif char in SHELL_CHARACTERS:
             problems.append(_shell_problem(char, text))
-        elif char in "\n\r":
-            problems.append("a line break is not allowed: a command is one line")
-        elif unicodedata.category(char) in _REFUSED_CATEGORIES:
-            problems.append(f"character {_describe(char)} is not allowed: it is a control or invisible character")
-        elif unicodedata.category(char) == "Zs" and char != " ":
-            problems.append(f"character {_describe(char)} is not allowed: only plain spaces separate words")
-        elif char > "\x7f":
-            lookalike = unicodedata.normalize("NFKC", char)
-            shell = [c for c in lookalike if c in SHELL_CHARACTERS]
-            if shell:
-                problems.append(f"character {_describe(char)} is not allowed: it looks like `{shell[0]}`")
-    return problems
+        elif char == "\n":
+            problems.append(_LINE_BREAK)
+        elif char == "#" and previous.isspace():
+            problems.append("shell syntax is not allowed: `#` at the start of a word begins a comment in a shell")
+        problems.extend(_character_problems(char))
+        previous = char
+    return list(dict.fromkeys(problems))
+
+
+_LINE_BREAK = "a line break is not allowed outside quotes: a command is one line"
+_EXPANDED_IN_DOUBLE_QUOTES = frozenset("$`")
+
+
+def _character_problems(char: str) -> list[str]:
+    if unicodedata.category(char) in _REFUSED_CATEGORIES and char != "\n":
+        return [f"character {_describe(char)} is not allowed: it is a control or invisible character"]
+    if unicodedata.category(char) == "Zs" and char != " ":
+        return [f"character {_describe(char)} is not allowed: only plain spaces separate words"]
+    if char > "\x7f":
+        shell = [c for c in unicodedata.normalize("NFKC", char) if c in SHELL_CHARACTERS]
+        if shell:
+            return [f"character {_describe(char)} is not allowed: it looks like `{shell[0]}`"]
+    return []
 
 
 def _shell_problem(char: str, text: str) -> str:
     problem = f"shell syntax is not allowed: `{char}` ({SHELL_CHARACTERS[char]}); commands never run in a shell"
     if char in "|<>" and "--query" in text:
-        problem += " (this includes a --query expression)"
+        problem += " (quote a --query expression that uses it)"
     return problem
 
 

@@ -390,7 +390,7 @@ def test_high_level_s3_refusals(text: str, fragment: str) -> None:
         ("aws cloudformation package --template-file t.yml --s3-bucket b", "`aws cloudformation package` is not"),
         ("aws emr ssh --cluster-id j-1 --key-pair-file k.pem", "`aws emr ssh` is not allowed"),
         ("aws deploy push --application-name a --s3-location s3://b/k", "`aws deploy push` is not allowed"),
-        ("aws rds generate-db-auth-token --hostname h --port 5432 --username u", "aws CLI customization"),
+        ("aws rds generate-db-auth-token --hostname h --port 5432 --username u", "bearer credential"),
         ("aws sdb list-domains", "`aws sdb` is not allowed: it is a preview service"),
         ("aws s3api list-buckets help", "`aws s3api list-buckets help` is not allowed"),
         ("aws ec2 describe-instancez", "`aws ec2` has no operation `describe-instancez` (did you mean"),
@@ -493,23 +493,51 @@ def test_one_commands_customizations_do_not_leak_into_the_next() -> None:
         ("aws s3 ls < /dev/null", "`<` (redirection)"),
         ("aws s3 ls 2>&1", "`>` (redirection)"),
         ("aws s3 ls\nrm -rf /", "a line break is not allowed"),
-        ("aws s3 ls\r", "a line break is not allowed"),
+        ("aws s3 ls\r", "control or invisible character"),
         ("aws s3 ls\x00", "U+0000"),
         ("aws s3 ls\x1b[31m", "U+001B"),
         ("aws s3 ls\u200b", "U+200B (ZERO WIDTH SPACE)"),
         ("aws s3 ls\u00a0s3://a", "only plain spaces separate words"),
         ("aws s3 ls\uff1b id", "U+FF1B (FULLWIDTH SEMICOLON) is not allowed: it looks like `;`"),
         ("aws s3 ls 'unbalanced", "cannot be split into words: no closing quotation"),
-        ("aws ec2 describe-instances --query 'Reservations[].Instances[] | [0]'", "this includes a --query expression"),
-        ("aws s3api list-buckets --query 'length(Buckets) > `1`'", "this includes a --query expression"),
+        ("aws ec2 describe-instances --query Reservations[].Instances[]|[0]", "quote a --query expression"),
+        ("aws s3api list-buckets --query length(Buckets)>`1`", "quote a --query expression"),
+        ("aws s3api create-bucket --bucket x #comment", "begins a comment in a shell"),
+        ('aws s3api create-bucket --bucket "$HOME"', "a shell expands it inside double quotes"),
+        ('aws s3api create-bucket --bucket "`id`"', "a shell expands it inside double quotes"),
+        ('aws ssm update-association --association-id a --document-version "\\$LATEST"', "use single quotes"),
+        ("aws s3api create-bucket --bucket a\nb", "a line break is not allowed outside quotes"),
+        ("aws s3api create-bucket --bucket a\\\nb", "a line break is not allowed outside quotes"),
     ],
 )
 def test_shell_syntax_and_invisible_characters_are_refused(text: str, fragment: str) -> None:
     refused_for(text, fragment)
 
 
-def test_shell_characters_inside_quotes_are_refused_too() -> None:
-    refused_for("aws s3api create-bucket --bucket 'a;b'", "`;` (command separator)")
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("aws s3api put-object --bucket b --key 'a;b'", "a;b"),
+        ('aws s3api put-object --bucket b --key "x; reboot"', "x; reboot"),
+        ("aws s3api put-object --bucket b --key 'a&&b|c>d<e'", "a&&b|c>d<e"),
+        ("aws s3api put-object --bucket b --key 'x`id`$(id)${HOME}'", "x`id`$(id)${HOME}"),
+        ("aws s3api put-object --bucket b --key 'line one\nline two'", "line one\nline two"),
+        ("aws s3api put-object --bucket b --key a#b", "a#b"),
+    ],
+)
+def test_shell_characters_where_no_shell_would_act_on_them_pass_verbatim(text: str, value: str) -> None:
+    # Inside single quotes nothing is special to a shell either; inside double quotes only `$` and backticks
+    # are. What passes reaches the request exactly as written: no shell ever runs it.
+    assert cli(text).params == {"Bucket": "b", "Key": value}
+
+
+def test_a_lambda_version_and_a_jmespath_literal_in_single_quotes_pass() -> None:
+    assert cli("aws lambda get-function --function-name f --qualifier '$LATEST'").params == {
+        "FunctionName": "f",
+        "Qualifier": "$LATEST",
+    }
+    query = "Reservations[].Instances[?State.Code==`16`] | [0]"
+    assert cli(f"aws ec2 describe-instances --query '{query}'").cli_args[-1] == query
 
 
 @pytest.mark.parametrize(
