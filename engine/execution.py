@@ -50,6 +50,7 @@ from engine.history.records import (
     utc_now,
 )
 from engine.history.store import HistoryStore
+from engine.off_loop import off_loop
 from engine.orchestrator import Cancellation, Orchestrator
 from engine.plan import plan_from_data
 from engine.policy import Policy
@@ -125,7 +126,8 @@ class ExecutionService:
             if refusal is not None:
                 return RunOutcome(started=False, reason=refusal, record=record)
             _check_target(record, context)
-            validated, problem = self._check_plan(record)
+            # Validation is CPU work of up to the validation time budget; the event loop must keep serving.
+            validated, problem = await off_loop(self._check_plan, record)
             claim = await self._write_before_run(
                 self.store.transition(
                     record.id,
@@ -192,13 +194,13 @@ class ExecutionService:
         if isinstance(source, ValidatedPlan):
             if conversation_id is None:
                 raise ExecutionRefused("a dry run of a plan that has no record needs a conversation id")
-            validated, problem = self._validate_now(source.plan, source.hash)
+            validated, problem = await off_loop(self._validate_now, source.plan, source.hash)
             what = "dry run requested directly"
         else:
             original = await self._read(source)
             _check_target(original, context)
             try:
-                validated, problem = self._validate_now(_stored_plan(original), original.plan_hash)
+                validated, problem = await off_loop(self._validate_stored, original)
             except PlanError as exc:
                 validated, problem = None, f"the stored plan cannot be read ({exc})"
             conversation_id = original.conversation_id
@@ -327,6 +329,9 @@ class ExecutionService:
                 f"{record.plan_version} needs; refusing to run it"
             )
         return validated, None
+
+    def _validate_stored(self, record: ExecutionRecord) -> tuple[ValidatedPlan | None, str | None]:
+        return self._validate_now(_stored_plan(record), record.plan_hash)
 
     def _validate_now(self, plan: Any, expected_hash: str) -> tuple[ValidatedPlan | None, str | None]:
         if plan.hash != expected_hash:

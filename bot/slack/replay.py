@@ -22,6 +22,7 @@ from bot.slack.context import BotContext
 from engine.approval import ApprovalError
 from engine.errors import PlanError, PlanValidationError, StoreError
 from engine.history.records import CommandStatus, ExecutionRecord
+from engine.off_loop import off_loop
 from engine.plan import ExecutionMode, FailurePolicy, Plan, PlanCommand, plan_from_data
 from engine.policy import ChannelPolicy
 from engine.validate import validate_plan
@@ -141,7 +142,7 @@ async def propose_replay(
         prompt = f"Run again of record {record.id}"
 
     try:
-        validated = validate_plan(plan, bot.policy)
+        validated = await off_loop(validate_plan, plan, bot.policy)
     except PlanValidationError as exc:
         raise _Invalid(exc.problems) from None
     except PlanError as exc:

@@ -48,6 +48,7 @@ from engine.approval import ApprovalError, plan_binds
 from engine.errors import CloudOpsError, PlanError, PlanValidationError, StoreError
 from engine.execution import ExecutionRefused
 from engine.history.records import ExecutionRecord, RecordStatus, parse_conversation_id, slack_conversation_id
+from engine.off_loop import off_loop
 from engine.policy import ChannelPolicy
 from engine.results import PlanResult
 from engine.runtime import execution_context
@@ -253,7 +254,8 @@ async def handle_request(
         return  # a retry of an event already handled (or being handled)
 
     prompt = _strip_mention(event.get("text") or "", bot_user_id)
-    plan_text = extract_plan_text(prompt)
+    # Reading and validating a plan is CPU work on text anyone in the channel can send: never on the event loop.
+    plan_text = await off_loop(extract_plan_text, prompt)
     if plan_text is None and bot.planner is not None:
         conversation = await gather_thread(client, channel, thread_ts, bot_user_id)
         context = PlanningContext.from_policy(bot.policy, channel_policy, requester=user)
@@ -277,7 +279,7 @@ async def handle_request(
         return
 
     try:
-        validated = validate_text(plan_text, bot.policy)
+        validated = await off_loop(validate_text, plan_text, bot.policy)
     except PlanValidationError as exc:
         await _reply(client, channel, thread_ts, plan_error_message(exc.problems))
         return
@@ -552,7 +554,7 @@ async def check_edit(
     if text is None:
         return {EDIT_PLAN_BLOCK_ID: "The plan is empty."}, None
     try:
-        validated = validate_text(text, bot.policy)
+        validated = await off_loop(validate_text, text, bot.policy)
     except PlanValidationError as exc:
         return {EDIT_PLAN_BLOCK_ID: _modal_error("; ".join(exc.problems))}, None
     except PlanError as exc:

@@ -22,6 +22,7 @@ from bot.slack.context import BotContext, bot_context
 from engine.approval import ApprovalError
 from engine.errors import PlanError, PlanValidationError, StoreError
 from engine.history.records import ExecutionRecord, RecordStatus
+from engine.off_loop import off_loop
 from engine.plan import Plan
 from engine.validate import validate_plan
 
@@ -178,7 +179,7 @@ async def handle_follow_up(bot: BotContext, client: Any, body: dict[str, Any]) -
         await _tell(client, channel, user, f":information_source: Nothing to propose: {nothing}.", thread_ts)
         return
     try:
-        validated = validate_plan(plan, bot.policy)
+        validated = await off_loop(validate_plan, plan, bot.policy)
     except PlanValidationError as exc:
         problems = "; ".join(exc.problems)
         await _tell(client, channel, user, f":warning: The policy refuses {what}: {escape(problems)}", thread_ts)
