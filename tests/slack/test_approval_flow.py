@@ -184,6 +184,20 @@ def ephemeral_texts(slack: SlackEmulator, user: str) -> str:
     return "\n".join(e.text for e in slack.ephemerals(user=user))
 
 
+async def test_a_mention_that_would_delete_a_secret_deletes_nothing_before_approval(
+    slack: SlackEmulator, driver: SlackDriver, store: HistoryStore
+) -> None:
+    secrets = boto3.client("secretsmanager")
+    secrets.create_secret(Name="prod-db", SecretString="kept-value-9Lp")
+    text = "aws secretsmanager delete-secret --secret-id prod-db --force-delete-without-recovery"
+    _, card, ref = await propose(driver, slack, Seed.BOB, text)
+    record = await linked(store, ref.record_id, slack)
+    assert record.status is RecordStatus.PENDING_APPROVAL and record.risk is Risk.DESTRUCTIVE
+    # Proposed, validated and shown for approval: the secret is still there.
+    assert [s["Name"] for s in secrets.list_secrets()["SecretList"]] == ["prod-db"]
+    assert _has_action(card, APPROVE)
+
+
 async def test_reject_through_the_modal(slack: SlackEmulator, driver: SlackDriver, store: HistoryStore) -> None:
     root, card, ref = await propose(driver, slack, Seed.BOB, "aws s3api create-bucket --bucket flow-rejected")
     await linked(store, ref.record_id, slack)
