@@ -345,7 +345,7 @@ class ApprovalService:
             required = self.policy.required_approvals(validated.risk)
             entry = PlanEditRecord.between(
                 plan_from_data(record.execution_plan),
-                validated.plan,
+                validated.stored,
                 by=editor,
                 from_version=record.plan_version,
                 at=now,

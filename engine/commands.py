@@ -78,10 +78,21 @@ class ValidatedPlan(BaseModel):
     commands: list[ValidatedCommand]
     computed_risk: Risk
     risk: Risk
+    stored_plan: Plan | None = Field(
+        default=None,
+        description="The plan as stored, shown and approved: its secret inputs withheld (engine.secret_inputs). "
+        "None when it has none.",
+    )
+
+    @property
+    def stored(self) -> Plan:
+        """What may be kept or shown: the plan with every sensitive input value withheld."""
+        return self.stored_plan or self.plan
 
     @property
     def hash(self) -> str:
-        return self.plan.hash
+        """The stored plan's hash, which approvals bind to."""
+        return self.stored.hash
 
     @property
     def services(self) -> list[str]:

@@ -194,7 +194,7 @@ class ExecutionService:
         if isinstance(source, ValidatedPlan):
             if conversation_id is None:
                 raise ExecutionRefused("a dry run of a plan that has no record needs a conversation id")
-            validated, problem = await off_loop(self._validate_now, source.plan, source.hash)
+            validated, problem = await off_loop(self._validate_now, source.stored, source.hash)
             what = "dry run requested directly"
         else:
             original = await self._read(source)

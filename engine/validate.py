@@ -59,6 +59,7 @@ from engine.errors import PlanValidationError
 from engine.plan import CommandSpec, ExecutionMode, Plan, parse_plan
 from engine.policy import Policy
 from engine.risk import Risk, highest
+from engine.secret_inputs import seal_plan, unseal_plan
 
 SHELL_CHARACTERS = {
     ";": "command separator",
@@ -98,7 +99,19 @@ def validate_text(text: str, policy: Policy) -> ValidatedPlan:
 
 
 def validate_plan(plan: Plan, policy: Policy) -> ValidatedPlan:
-    """The plan, resolved and checked; raises ``PlanValidationError`` listing every problem."""
+    """The plan, resolved and checked; raises ``PlanValidationError`` listing every problem.
+
+    A stored plan's withheld secret inputs are put back first (``engine.secret_inputs``); the result's
+    ``stored_plan`` withholds them again.
+    """
+    plan, lost = unseal_plan(plan)
+    if lost:
+        raise PlanValidationError(
+            [
+                f"plan: {len(lost)} secret input value(s) were withheld from storage and are no longer kept "
+                "(CloudOps restarted, or another process proposed the plan): propose it again with the values"
+            ]
+        )
     problems = _plan_problems(plan, policy)
     if _step_count(plan) > policy.max_commands:
         raise PlanValidationError(problems)  # the count alone refuses it; resolving thousands would take long
@@ -145,7 +158,14 @@ def validate_plan(plan: Plan, policy: Policy) -> ValidatedPlan:
         raise PlanValidationError(problems)
     computed = highest([command.command.risk for command in commands])
     stated = plan.risk or Risk.READ_ONLY
-    return ValidatedPlan(plan=plan, commands=commands, computed_risk=computed, risk=max(computed, stated))
+    stored = seal_plan(plan, {c.id: [c.command, *c.rollback] for c in commands})
+    return ValidatedPlan(
+        plan=plan,
+        commands=commands,
+        computed_risk=computed,
+        risk=max(computed, stated),
+        stored_plan=None if stored is plan else stored,
+    )
 
 
 def rollback_id(command_id: str, n: int) -> str:

@@ -31,6 +31,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from engine.commands import ResolvedCommand, ValidatedPlan
 from engine.history.errors import ConversationIdError, InvalidTransitionError
 from engine.plan import Plan
+from engine.redact import redact_text
 from engine.results import Attempt, RunState
 from engine.risk import Risk
 
@@ -391,8 +392,9 @@ class ExecutionRecord(BaseModel):
             conversation_id=conversation_id,
             timestamp=created,
             updated_at=created,
-            user_prompt=user_prompt,
-            summary=validated.plan.summary,
+            # The prompt is the operator's own text, which may hold the very values the plan withholds.
+            user_prompt=redact_text(user_prompt),
+            summary=validated.stored.summary,
             execution_plan=_plan_data(validated),
             plan_hash=validated.hash,
             risk=validated.risk,
@@ -419,7 +421,7 @@ class ExecutionRecord(BaseModel):
         which is how an approval of an old version is told apart from one of the current plan.
         """
         return {
-            "summary": validated.plan.summary,
+            "summary": validated.stored.summary,
             "execution_plan": _plan_data(validated),
             "plan_hash": validated.hash,
             "plan_version": self.plan_version + 1,
@@ -453,4 +455,4 @@ class ExecutionRecord(BaseModel):
 
 def _plan_data(validated: ValidatedPlan) -> dict[str, Any]:
     # exclude_none matches Plan.canonical_json, so the stored plan hashes back to plan_hash.
-    return validated.plan.model_dump(mode="json", exclude_none=True)
+    return validated.stored.model_dump(mode="json", exclude_none=True)
