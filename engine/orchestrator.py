@@ -19,6 +19,7 @@ from typing import Any
 from engine.commands import ResolvedCommand, ValidatedCommand, ValidatedPlan
 from engine.dry_run import DRY_RUN_NOT_RUN_REASON, dry_run_variant
 from engine.executors.base import ExecutionContext
+from engine.executors.response import shaped_by_cloudops
 from engine.plan import ExecutionMode, FailurePolicy
 from engine.redact import REDACTED, RedactingSink, StreamRedactor, prints_bare_secret, redact_result, redact_text
 from engine.results import CommandOutcome, CommandResult, PlanResult, RollbackOutcome, RunState
@@ -269,9 +270,13 @@ class _PlanRun:
         )
 
     async def _call(self, command: ResolvedCommand) -> CommandResult:
-        # Output such as `--query SecretString --output text` is a secret with nothing around it to say so;
-        # only the command line tells, and only the orchestrator holds the redacting sink to act on it.
-        bare_secret = command.cli_args is not None and prints_bare_secret(command.cli_args)
+        # A `--query` can print a secret with nothing around it to say so; only the command line tells, and
+        # only the orchestrator holds the redacting sink to act on it. An API operation's response is
+        # redacted by shape and key before the executors apply its query, so this is left to the commands
+        # whose query the aws CLI applies (reviewed customizations such as `emr describe-cluster`).
+        bare_secret = (
+            command.cli_args is not None and not shaped_by_cloudops(command) and prints_bare_secret(command.cli_args)
+        )
         if bare_secret:
             self._sink.mark_secret_output(command.id)
         try:

@@ -113,6 +113,33 @@ async def test_api_errors_get_the_same_code_and_message(aws: str, sdk: SdkExecut
     )
 
 
+@pytest.mark.slow
+async def test_a_query_gives_the_same_output(aws: str, sdk: SdkExecutor) -> None:
+    s3 = boto3.client("s3")
+    for name in ("parity-a", "parity-b"):
+        s3.create_bucket(Bucket=name)
+    command = both_forms("s3", "ListBuckets", ["s3api", "list-buckets", "--query", "Buckets[].Name"], {})
+
+    by_cli, by_sdk = await run_both(command, sdk, aws)
+
+    assert by_cli.ok and by_sdk.ok
+    assert by_cli.data == by_sdk.data == ["parity-a", "parity-b"]
+    assert by_cli.output == by_sdk.output
+
+
+@pytest.mark.slow
+async def test_a_query_that_fails_on_the_response_fails_the_same_way(aws: str, sdk: SdkExecutor) -> None:
+    boto3.client("s3").create_bucket(Bucket="parity-a")
+    command = both_forms("s3", "ListBuckets", ["s3api", "list-buckets", "--query", "abs(Buckets[0].Name)"], {})
+
+    by_cli, by_sdk = await run_both(command, sdk, aws)
+
+    assert not by_cli.ok and not by_sdk.ok
+    assert by_cli.error_code == by_sdk.error_code == "QueryFailed"
+    assert by_cli.error_message == by_sdk.error_message
+    assert not by_cli.retryable and not by_sdk.retryable
+
+
 def test_selector_sends_a_command_where_the_setting_says(sdk: SdkExecutor) -> None:
     cli = CliExecutor()
     mapped = both_forms("s3", "ListBuckets", ["s3api", "list-buckets"], {})

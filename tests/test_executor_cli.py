@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import time
@@ -406,3 +407,113 @@ def test_aws_runs_with_an_empty_home_so_cli_aliases_cannot_redefine_commands(tmp
     assert not (Path(env["HOME"]) / ".aws").exists()
     assert env["AWS_CONFIG_FILE"] == str(home / ".aws" / "config")
     assert env["AWS_SHARED_CREDENTIALS_FILE"] == str(home / ".aws" / "credentials")
+
+
+# --- API responses: redacted by shape, queried by CloudOps, never streamed raw ---------------------------
+
+BARE_SECRET = "tulip-meadow-lantern-4417"
+
+
+def fake_aws(code: str, **kwargs: object) -> tuple[CliExecutor, ResolvedCommand]:
+    """An executor whose ``aws`` is this Python, running ``code`` as if it were the operation's aws CLI."""
+    kwargs.setdefault("service", "ssm")
+    kwargs.setdefault("operation", "GetParameter")
+    query = kwargs.pop("query", None)
+    args = ["-c", code, *(["--query", query] if query else [])]
+    return CliExecutor(aws_cli_path=sys.executable), cli_command(args, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("args", "kept"),
+    [
+        (["ssm", "get-parameter", "--name", "/x", "--query", "Parameter.*"], ["ssm", "get-parameter", "--name", "/x"]),
+        (["ssm", "get-parameter", "--query=Parameter.Value", "--name", "/x"], ["ssm", "get-parameter", "--name", "/x"]),
+        # The aws CLI reads any unique prefix of a global option, and the last of repeated ones.
+        (
+            ["ssm", "get-parameter", "--quer", "a", "--name", "/x", "--query", "b"],
+            ["ssm", "get-parameter", "--name", "/x"],
+        ),
+        (["ssm", "get-parameter", "--name", "--queue"], ["ssm", "get-parameter", "--name", "--queue"]),
+    ],
+)
+def test_an_api_operation_runs_without_its_query(args: list[str], kept: list[str]) -> None:
+    command = cli_command(args, service="ssm", operation="GetParameter")
+    assert build_cli_argv("aws", command, ExecutionContext()) == ["aws", *kept, "--output", "json"]
+
+
+def test_a_command_that_is_not_one_api_operation_keeps_its_query_for_the_aws_cli() -> None:
+    command = cli_command(["s3", "ls", "--query", "x"], high_level=True)
+    assert build_cli_argv("aws", command, ExecutionContext()) == ["aws", "s3", "ls", "--query", "x", "--output", "json"]
+
+
+async def test_a_secret_returning_response_is_redacted_and_queried_before_the_sink_sees_it() -> None:
+    response = {"Parameter": {"Name": "/x", "Type": "SecureString", "Value": BARE_SECRET, "Version": 1}}
+    executor, command = fake_aws(f"import json; print(json.dumps({response!r}, indent=4))", query="Parameter.*")
+    sink = ListSink()
+
+    result = await executor.run(command, ExecutionContext(), sink)
+
+    assert result.ok, result.error_message
+    assert result.data == ["/x", "SecureString", "[REDACTED]", 1]
+    assert sink.lines() == result.output.splitlines() == json.dumps(result.data, indent=4).splitlines()
+    assert BARE_SECRET not in result.model_dump_json() + "".join(e.model_dump_json() for e in sink.events)
+
+
+async def test_an_api_operations_stdout_reaches_the_sink_only_once_the_process_is_over(tmp_path: Path) -> None:
+    done = tmp_path / "done"
+    code = (
+        "import pathlib, sys, time\n"
+        "print('{'); sys.stdout.flush(); time.sleep(1)\n"
+        'print(\'"Parameter": {"Name": "/x"}}\'); sys.stdout.flush()\n'
+        f"pathlib.Path({str(done)!r}).touch()\n"
+    )
+    executor, command = fake_aws(code)
+    seen_running: list[bool] = []
+
+    class Watching(ListSink):
+        async def emit(self, event: Event) -> None:
+            if isinstance(event, OutputLine) and event.stream == "stdout":
+                seen_running.append(not done.exists())
+            await super().emit(event)
+
+    result = await executor.run(command, ExecutionContext(), Watching())
+
+    assert result.ok and result.data == {"Parameter": {"Name": "/x"}}
+    assert seen_running and not any(seen_running)
+
+
+async def test_unreadable_output_of_a_secret_returning_operation_is_withheld() -> None:
+    executor, command = fake_aws(f"print('Value: {BARE_SECRET}'); print('this is not JSON')")
+    sink = ListSink()
+
+    result = await executor.run(command, ExecutionContext(), sink)
+
+    assert result.ok
+    assert result.data is None
+    assert "withheld" in result.output and "returns secrets" in result.output
+    assert sink.lines() == result.output.splitlines()
+    assert BARE_SECRET not in result.model_dump_json() + "".join(e.model_dump_json() for e in sink.events)
+
+
+async def test_unreadable_output_of_an_ordinary_operation_is_passed_on_as_text() -> None:
+    executor, command = fake_aws("print('not JSON'); print('either')", service="s3", operation="ListBuckets")
+    sink = ListSink()
+
+    result = await executor.run(command, ExecutionContext(), sink)
+
+    assert result.ok
+    assert result.output == "not JSON\neither\n"
+    assert sink.lines() == ["not JSON", "either"]
+
+
+async def test_a_query_that_fails_on_the_response_fails_the_command_and_says_the_call_was_made() -> None:
+    executor, command = fake_aws('print(\'{"Parameter": {"Version": 1}}\')', query="length(Parameter.Version)")
+    sink = ListSink()
+
+    result = await executor.run(command, ExecutionContext(), sink)
+
+    assert not result.ok
+    assert result.error_code == "QueryFailed"
+    assert not result.retryable
+    assert "GetParameter call succeeded" in (result.error_message or "")
+    assert [e.stream for e in sink.events if isinstance(e, OutputLine)] == ["stderr"]

@@ -107,6 +107,38 @@ async def test_create_bucket_then_list_buckets_shows_it(executor: SdkExecutor, a
     assert sink.lines() == (created.output + listed.output).splitlines()
 
 
+async def test_the_command_lines_query_is_applied_to_the_result(executor: SdkExecutor, aws: str) -> None:
+    s3 = boto3.client("s3")
+    for name in ("query-a", "query-b"):
+        s3.create_bucket(Bucket=name)
+    command = sdk_command("s3", "ListBuckets", form="cli").model_copy(
+        update={"cli_args": ["s3api", "list-buckets", "--query", "Buckets[].Name"]}
+    )
+    sink = ListSink()
+
+    result = await executor.run(command, ExecutionContext(endpoint_url=aws), sink)
+
+    assert result.ok, result.error_message
+    assert result.data == ["query-a", "query-b"]
+    assert result.output == json.dumps(["query-a", "query-b"], indent=4) + "\n"
+    assert sink.lines() == result.output.splitlines()
+
+
+async def test_a_secret_in_a_result_is_redacted_before_the_query_and_the_sink(executor: SdkExecutor, aws: str) -> None:
+    secret = "tulip-meadow-lantern-4417"
+    boto3.client("ssm").put_parameter(Name="/db", Type="SecureString", Value=secret)
+    command = sdk_command("ssm", "GetParameter", {"Name": "/db", "WithDecryption": True}, form="cli").model_copy(
+        update={"cli_args": ["ssm", "get-parameter", "--name", "/db", "--with-decryption", "--query", "Parameter.*"]}
+    )
+    sink = ListSink()
+
+    result = await executor.run(command, ExecutionContext(endpoint_url=aws), sink)
+
+    assert result.ok, result.error_message
+    assert "/db" in result.data and "[REDACTED]" in result.data
+    assert secret not in result.model_dump_json() + "".join(e.model_dump_json() for e in sink.events)
+
+
 async def test_paginated_sdk_call_returns_every_page(executor: SdkExecutor, aws: str) -> None:
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="paged")

@@ -591,24 +591,24 @@ async def test_a_secret_printed_by_a_command_never_reaches_the_sink_or_the_resul
     assert result.command("creds").result is not None and "SecretAccessKey" in result.command("creds").result.output
 
 
-async def test_a_bare_secret_printed_by_a_query_and_a_password_in_a_display_are_redacted() -> None:
+async def test_a_bare_secret_printed_by_a_query_the_aws_cli_applies_and_a_password_in_a_display_are_redacted() -> None:
     bare = "correct-horse-battery-staple-42"
     password = "Sup3rS3cretPassw0rd"
+    # A reviewed customization: not one API operation, so the aws CLI applies its --query.
     query = resolved(
         "get",
         form="cli",
-        service="secretsmanager",
-        operation="GetSecretValue",
-        cli_operation="get-secret-value",
+        service="emr",
+        operation=None,
+        cli_operation="describe-cluster",
+        high_level=True,
         cli_args=[
-            "secretsmanager",
-            "get-secret-value",
-            "--secret-id",
-            "db",
+            "emr",
+            "describe-cluster",
+            "--cluster-id",
+            "j-1",
             "--query",
-            "SecretString",
-            "--output",
-            "text",
+            "Cluster.Configurations[0].Properties.password",
         ],
     )
     create = resolved("create", form="cli", service="rds", operation="CreateDBInstance", cli_args=["rds"])
@@ -626,6 +626,26 @@ async def test_a_bare_secret_printed_by_a_query_and_a_password_in_a_display_are_
     assert not any(bare in text or password in text for text in dumped)
     assert result.command("get").result is not None and result.command("get").result.output == "[REDACTED]"
     assert result.command("create").display == "aws rds create-db-instance --master-user-password [REDACTED]"
+
+
+async def test_an_api_operations_queried_output_is_left_to_the_executors_and_not_blanked() -> None:
+    # The executors redact an API operation's response by shape and key before they apply its --query, so
+    # what they print is already safe; blanking it as a bare secret would only make it unreadable.
+    get = resolved(
+        "get",
+        form="cli",
+        service="ssm",
+        operation="GetParameter",
+        cli_operation="get-parameter",
+        cli_args=["ssm", "get-parameter", "--name", "/db", "--with-decryption", "--query", "Parameter.[Name,Value]"],
+    )
+    lines = ["[", '    "/db",', '    "[REDACTED]"', "]"]
+    executor = ScriptedExecutor({"get": Script(lines=lines, data=["/db", "[REDACTED]"])})
+    sink = ListSink()
+    result = await run(make_plan(ValidatedCommand(id="get", command=get)), executor, sink=sink)
+
+    assert sink.lines("get") == lines
+    assert result.command("get").result is not None and result.command("get").result.data == ["/db", "[REDACTED]"]
 
 
 async def test_run_command_raising_fails_that_command_with_internal_error_and_the_plan_goes_on() -> None:

@@ -3,6 +3,21 @@
 The process never sees a shell or the bot's own secrets: the argv comes from the validated command, the
 environment is rebuilt from an allow list, and the process gets its own process group so a timeout or a
 cancellation can stop it and anything it started.
+
+Output, by kind of command:
+
+* One API operation (``s3api list-buckets``, ``ssm get-parameter``): ``aws`` runs without the plan's
+  ``--query`` and prints the whole response as JSON. Its stdout is kept, not streamed: the aws CLI prints
+  an API response in one piece when the call is over anyway, and the raw text holds every secret the
+  response has. When the process ends, the JSON is parsed, redacted by shape and queried
+  (``engine.executors.response``), and that is what the sink, the result and its ``data`` get, exactly as
+  from the SDK executor. Stdout that cannot be read as the response (cut at the size limit, not JSON) is
+  passed on as text when the operation's output cannot hold a sensitive member, and withheld, with a line
+  saying so, when it can: raw text of a secret-returning operation is never passed on.
+* Anything else (``s3 cp``, ``s3 ls``, reviewed customizations): stdout is streamed line by line as it
+  arrives, with the plan's ``--query`` left to the aws CLI; the redacting sink and ``redact_result`` apply.
+
+Stderr is always streamed as it arrives: it is where errors are, and it never holds a response.
 """
 
 from __future__ import annotations
@@ -16,11 +31,18 @@ import signal
 import tempfile
 import time
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 from engine import aws_errors
 from engine.commands import ResolvedCommand
 from engine.executors.base import ExecutionContext
+from engine.executors.response import (
+    QUERY_FAILED,
+    QueryError,
+    read_cli_response,
+    shaped_by_cloudops,
+    without_query,
+)
 from engine.results import CommandResult
 from engine.sinks import OutputLine, OutputSink
 
@@ -116,10 +138,17 @@ def _empty_home() -> str:
 
 
 def build_cli_argv(aws_cli_path: str, command: ResolvedCommand, context: ExecutionContext) -> list[str]:
-    """The argv for ``command``. Engine options come last so that they win over any in the command."""
+    """The argv for ``command``. Engine options come last so that they win over any in the command.
+
+    A command that is one API operation runs without its ``--query``, which CloudOps applies itself.
+    """
     if not command.cli_args:
         raise ValueError(f"command {command.id} has no aws CLI arguments")
-    argv = [aws_cli_path, *command.cli_args, "--output", "json"]
+    args = command.cli_args
+    if shaped_by_cloudops(command):
+        # The aws CLI would apply it to the unredacted response; CloudOps applies it after redaction.
+        args = without_query(args)
+    argv = [aws_cli_path, *args, "--output", "json"]
     # The environment carries these too; the options also beat any the plan's command line sets, since
     # where a command runs is the operator's choice.
     if context.profile:
@@ -157,8 +186,11 @@ async def _pump(
     capture: _Capture,
     sink: OutputSink,
     command_id: str,
+    *,
+    live: bool = True,
 ) -> None:
-    """Read ``stream`` to EOF, keeping its bytes and sending each line to the sink as it completes."""
+    """Read ``stream`` to EOF, keeping its bytes and, when ``live``, sending each line to the sink as it
+    completes."""
 
     async def emit(raw: bytes) -> None:
         line = raw.decode("utf-8", errors="replace").removesuffix("\r")
@@ -167,6 +199,8 @@ async def _pump(
     pending = b""
     while chunk := await stream.read(_READ_CHUNK):
         capture.add(chunk)
+        if not live:
+            continue
         pending += chunk
         *lines, pending = pending.split(b"\n")
         for raw in lines:
@@ -177,6 +211,19 @@ async def _pump(
             pending = pending[_MAX_LINE_CHARS:]
     if pending:
         await emit(pending)
+
+
+async def _emit_text(sink: OutputSink, command_id: str, text: str) -> None:
+    """Send kept stdout to the sink in the lines (and line-length cuts) ``_pump`` would have sent."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    for line in lines:
+        line = line.removesuffix("\r")
+        for start in range(0, max(len(line), 1), _MAX_LINE_CHARS):
+            await sink.emit(
+                OutputLine(command_id=command_id, stream="stdout", line=line[start : start + _MAX_LINE_CHARS])
+            )
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
@@ -208,6 +255,7 @@ class CliExecutor:
                 "NotCliRunnable", f"command {command.id} has no aws command line (an SDK-form command)", started
             )
         argv = build_cli_argv(self.aws_cli_path, command, context)
+        shaped = shaped_by_cloudops(command)
         env = build_cli_env(context, self._environ)
         timeout = context.timeout_for(command)
         try:
@@ -228,7 +276,7 @@ class CliExecutor:
         out = _Capture(_MAX_STDOUT_BYTES)
         err = _Capture(_MAX_STDERR_BYTES)
         readers = [
-            asyncio.create_task(_pump(proc.stdout, "stdout", out, sink, command.id)),
+            asyncio.create_task(_pump(proc.stdout, "stdout", out, sink, command.id, live=not shaped)),
             asyncio.create_task(_pump(proc.stderr, "stderr", err, sink, command.id)),
         ]
         waiter = asyncio.create_task(proc.wait())
@@ -255,6 +303,25 @@ class CliExecutor:
         returncode = proc.returncode
         duration = time.monotonic() - started
         stdout, stderr = out.text(), err.text()
+        data: Any = None
+        if shaped:
+            # Only now that the process is over does anything of its stdout reach the sink or the result.
+            complete = returncode == 0 and not timed_out
+            try:
+                stdout, data = await asyncio.to_thread(read_cli_response, command, stdout, out.truncated, complete)
+            except QueryError as exc:
+                await sink.emit(OutputLine(command_id=command.id, stream="stderr", line=str(exc)))
+                return CommandResult(
+                    ok=False,
+                    executor=self.name,
+                    exit_code=returncode,
+                    error_code=QUERY_FAILED,
+                    error_message=str(exc),
+                    duration_seconds=duration,
+                )
+            await _emit_text(sink, command.id, stdout)
+        elif returncode == 0 and not out.truncated:
+            data = _parse_json(stdout, command)
 
         if timed_out:
             return CommandResult(
@@ -270,12 +337,7 @@ class CliExecutor:
             )
         if returncode == 0:
             return CommandResult(
-                ok=True,
-                executor=self.name,
-                output=stdout,
-                exit_code=0,
-                duration_seconds=duration,
-                data=None if out.truncated else _parse_json(stdout, command),
+                ok=True, executor=self.name, output=stdout, exit_code=0, duration_seconds=duration, data=data
             )
         code, message = aws_errors.parse_cli_error(stderr)
         if code is None:

@@ -1,7 +1,9 @@
 """Run a command as one boto3 API call (all pages of a paginated one), off the event loop.
 
 Results are parsed the way the aws CLI parses them (timestamps and blobs as they came over the wire), so a
-command gives the same ``data`` whichever executor runs it.
+command gives the same ``data`` whichever executor runs it. In the worker thread, before the sink, the
+result or a log sees it, every response is redacted by its shape and then queried with the command line's
+``--query`` (``engine.executors.response``), as the CLI executor does with the aws CLI's output.
 
 A thread cannot be killed: when a call times out or its task is cancelled, the HTTP request finishes in its
 worker thread (bounded by the client's read timeout) and its result is thrown away.
@@ -12,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
-import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,7 @@ from botocore.response import StreamingBody
 from engine import aws_errors
 from engine.commands import ResolvedCommand
 from engine.executors.base import ExecutionContext
+from engine.executors.response import QUERY_FAILED, QueryError, render_json, shape_response
 from engine.results import CommandResult
 from engine.sinks import OutputLine, OutputSink
 
@@ -42,7 +44,7 @@ ClientKey = tuple[str | None, str | None, str, str | None]
 class _Outcome:
     """What a call in the worker thread produced; exceptions never cross back to the event loop."""
 
-    data: dict[str, Any] | None = None
+    data: Any = None
     error_code: str | None = None
     error_message: str | None = None
 
@@ -134,11 +136,22 @@ class SdkExecutor:
         duration = time.monotonic() - started
 
         if outcome.error_code is None:
-            data = outcome.data or {}
-            # The aws CLI prints nothing for an empty response; so does this executor.
-            output = json.dumps(data, indent=4, ensure_ascii=False) + "\n" if data else ""
+            output = render_json(outcome.data)
             await _emit_lines(sink, command.id, "stdout", output)
-            return CommandResult(ok=True, executor=self.name, output=output, duration_seconds=duration, data=data)
+            return CommandResult(
+                ok=True, executor=self.name, output=output, duration_seconds=duration, data=outcome.data
+            )
+        if outcome.error_code == QUERY_FAILED:
+            # The call was made and only its --query failed, as it fails on the aws CLI; repeating the call
+            # cannot fix the query, so it is not retryable.
+            await _emit_lines(sink, command.id, "stderr", outcome.error_message or "")
+            return CommandResult(
+                ok=False,
+                executor=self.name,
+                error_code=QUERY_FAILED,
+                error_message=outcome.error_message,
+                duration_seconds=duration,
+            )
 
         await _emit_lines(
             sink,
@@ -200,7 +213,10 @@ class SdkExecutor:
                 params.pop("PaginationConfig", None)
                 response = getattr(client, py_name)(**params)
             response.pop("ResponseMetadata", None)
-            return _Outcome(data=self._jsonable_response(response))
+            # Here, in the worker thread, so that a large response is walked off the event loop.
+            return _Outcome(data=shape_response(command, self._jsonable_response(response)))
+        except QueryError as exc:
+            return _Outcome(error_code=QUERY_FAILED, error_message=str(exc))
         except ClientError as exc:
             error = exc.response.get("Error", {})
             return _Outcome(
