@@ -85,6 +85,7 @@ def validation_report(validated: ValidatedPlan) -> dict:
                 "risk": c.risk.value,
                 "service": c.command.service,
                 "operation": c.command.operation or c.command.cli_operation,
+                "returns_secrets": c.command.returns_secrets,
                 "depends_on": c.depends_on,
                 "rollback": [{"display": r.display, "risk": r.risk.value} for r in c.rollback],
             }

@@ -19,6 +19,7 @@ _STATE_MARK = {
     RunState.ROLLED_BACK: "↺",
 }
 _RISK_COLOUR = {Risk.READ_ONLY: "32", Risk.MODIFY: "33", Risk.DESTRUCTIVE: "31"}
+RETURNS_SECRETS_NOTE = "returns secrets: sensitive output withheld"
 
 
 def _paint(text: str, colour: str, enabled: bool) -> str:
@@ -34,13 +35,16 @@ def render_plan(validated: ValidatedPlan, colour: bool = False) -> str:
     lines = [
         f"{risk_badge(validated.risk, colour)} {plan.summary}",
         f"  mode {plan.mode.value}, on failure {plan.on_failure.value}, {len(validated.commands)} command(s), "
-        f"plan {plan.short_hash}",
+        f"plan {validated.hash[:12]}",
     ]
     if validated.risk is not validated.computed_risk:
         lines.append(f"  risk raised by the plan from {validated.computed_risk.label} to {validated.risk.label}")
     for command in validated.commands:
         after = f" (after {', '.join(command.depends_on)})" if command.depends_on else ""
+        # ``display`` withholds every sensitive input value; the raw text is the executor's alone.
         lines.append(f"  {risk_badge(command.risk, colour)} {command.id}{after}: {command.command.display}")
+        if command.command.returns_secrets:
+            lines.append(f"      {RETURNS_SECRETS_NOTE}")
         if command.description:
             lines.append(f"      {command.description}")
         for step in command.rollback:

@@ -14,8 +14,8 @@ Read-only: the operation reports state and changes nothing that the account runs
 =================  ==============================================================================
 Verb               Why
 =================  ==============================================================================
-Describe, List,    Reporting verbs across every service. Exceptions below for the few that return
-Get, Head          a secret or a credential (``GetSecretValue``, ``GetSessionToken``...).
+Describe, List,    Reporting verbs across every service. Those that return secrets count at the
+Get, Head          policy's ``secret_reads`` (see "Operations that return secrets" below).
 Search, Lookup,    Queries over existing records; ``dynamodb:Scan``/``Query``, ``s3:SelectObject
 Scan, Query,       Content`` and ``logs:FilterLogEvents`` read data without writing it.
 Select, Filter,
@@ -119,10 +119,26 @@ Assume, Decrypt,   Hand out credentials or plaintext; never auto-run as harmless
 Sign
 =================  ==============================================================================
 
-Read verbs that hand out a secret or credential (``sts:GetSessionToken``, ``sts:GetFederationToken``,
-``secretsmanager:GetSecretValue``, ``ecr:GetAuthorizationToken``, ``ssm:GetParameter`` which may decrypt
-SecureStrings, ...) are exceptions at modify: a read-only plan runs without approval, and whoever sees its
-output can then act as the principal or read the secret.
+Operations that return secrets
+==============================
+
+An operation whose output can hold a member botocore's model marks ``sensitive`` returns secrets
+(``engine.sensitive.returns_secrets``): ``secretsmanager:GetSecretValue``, ``ssm:GetParameter``,
+``sts:GetSessionToken``, ``ec2:GetPasswordData``, ``lambda:GetFunctionConfiguration`` (its environment),
+``ecs:DescribeTaskDefinition`` (container environment and repository credentials), and so on: 1,784
+operations of 193 services in botocore 1.43, 1,009 of which the verb rules alone would call read-only. That
+is data, not a list kept here: a new operation, or a member newly marked, counts as soon as botocore ships
+it. Its level is at least the policy's ``secret_reads`` (``modify`` by default, so it needs approval like a
+change); the verb can still make it higher (``iam:CreateAccessKey`` stays modify, a deletion that returns a
+secret stays destructive). The model marks personal data as well as secrets (names, e-mail and IP
+addresses, ``s3:GetObject``'s ``SSEKMSKeyId``), and those operations count too: their output is withheld
+the same way.
+
+The model does not mark everything that hands out a credential. Those read verbs stay exceptions at modify
+whatever ``secret_reads`` says, since their output is not withheld by shape: see ``EXCEPTIONS``, each with
+the member the model leaves unmarked. Reads that hold no credential by design but may show one somebody
+put there stay read-only, as the model has them: ``ec2:GetConsoleOutput`` (a boot script may print a
+secret to the console) is not marked, and its output is left to the free-text rules of ``engine.redact``.
 
 ``Batch``, ``Admin`` and ``Transact`` are prefixes, not verbs: ``BatchGetItem`` is judged as ``Get``,
 ``AdminDeleteUser`` as ``Delete``.
@@ -142,6 +158,7 @@ from functools import lru_cache
 from types import MappingProxyType
 
 from engine.risk import Risk
+from engine.sensitive import returns_secrets
 
 READ_ONLY_VERBS: frozenset[str] = frozenset(
     {
@@ -216,45 +233,20 @@ _R, _M, _D = Risk.READ_ONLY, Risk.MODIFY, Risk.DESTRUCTIVE
 # ``service:Operation`` -> level, for operations whose verb misleads. Checked before the verb rules.
 EXCEPTIONS: Mapping[str, Risk] = MappingProxyType(
     {
-        # Read verbs that hand out credentials, tokens or secrets.
-        "sts:GetSessionToken": _M,
-        "sts:GetFederationToken": _M,
-        "sts:GetDelegatedAccessToken": _M,
-        "sts:GetWebIdentityToken": _M,
-        "secretsmanager:GetSecretValue": _M,
-        "secretsmanager:BatchGetSecretValue": _M,
-        "ecr:GetAuthorizationToken": _M,
-        "ecr-public:GetAuthorizationToken": _M,
-        "codeartifact:GetAuthorizationToken": _M,
-        "ssm:GetParameter": _M,
-        "ssm:GetParameters": _M,
-        "ssm:GetParametersByPath": _M,
-        "ssm:GetParameterHistory": _M,
-        "redshift:GetClusterCredentials": _M,
-        "redshift:GetClusterCredentialsWithIAM": _M,
-        "redshift-serverless:GetCredentials": _M,
-        "cognito-identity:GetCredentialsForIdentity": _M,
-        "cognito-identity:GetOpenIdToken": _M,
-        "cognito-identity:GetOpenIdTokenForDeveloperIdentity": _M,
-        "cognito-identity:GetId": _M,  # creates the identity when it does not exist yet
-        "cognito-idp:DescribeUserPoolClient": _M,  # includes the client secret
-        "sso:GetRoleCredentials": _M,
-        "connect:GetFederationToken": _M,
-        "emr:GetClusterSessionCredentials": _M,
-        "emr-containers:GetManagedEndpointSessionCredentials": _M,
-        "ec2:GetPasswordData": _M,
-        "lightsail:GetInstanceAccessDetails": _M,
-        "lightsail:GetRelationalDatabaseMasterUserPassword": _M,
-        "lightsail:DownloadDefaultKeyPair": _M,
-        "apigateway:GetApiKey": _M,  # includeValue returns the key itself
-        "apigateway:GetApiKeys": _M,
-        "appsync:ListApiKeys": _M,  # an AppSync key's id is the key
-        "ivs:GetStreamKey": _M,
-        "ivs:BatchGetStreamKey": _M,
-        "glue:GetConnection": _M,  # returns the stored password unless HidePassword is set
+        # Read verbs that hand out a credential or secret the model does not mark sensitive, so neither
+        # ``returns_secrets`` nor redaction by shape knows about it. Everything the model marks (sts session
+        # tokens, GetSecretValue, ssm parameters, ec2:GetPasswordData, ...) is handled from the model.
+        "ecr:GetAuthorizationToken": _M,  # authorizationData[].authorizationToken
+        "ecr-public:GetAuthorizationToken": _M,  # authorizationData.authorizationToken
+        "lightsail:GetInstanceAccessDetails": _M,  # accessDetails.password, .privateKey
+        "lightsail:DownloadDefaultKeyPair": _M,  # privateKeyBase64
+        "apigateway:GetApiKey": _M,  # value, with includeValue
+        "apigateway:GetApiKeys": _M,  # items[].value, with includeValues
+        "appsync:ListApiKeys": _M,  # apiKeys[].id: an AppSync key's id is the key
+        "glue:GetConnection": _M,  # ConnectionProperties.PASSWORD unless HidePassword is set
         "glue:GetConnections": _M,
-        "quicksight:GetDashboardEmbedUrl": _M,  # the URL is a bearer session
-        "quicksight:GetSessionEmbedUrl": _M,
+        # Not a secret: a read verb that creates the identity when it does not exist yet.
+        "cognito-identity:GetId": _M,
         # Writes whose request may delete data.
         "dynamodb:BatchWriteItem": _D,
         "dynamodb:TransactWriteItems": _D,
@@ -349,14 +341,28 @@ _DELETE_FLAG = "--delete"
 _MIN_DELETE_ABBREVIATION = len("--de")
 
 
-def operation_risk(service: str, operation: str | None, cli_operation: str, cli_args: list[str] | None = None) -> Risk:
-    """The risk level of one call: ``operation`` is botocore's name, or None for a high-level CLI command."""
+def operation_risk(
+    service: str,
+    operation: str | None,
+    cli_operation: str,
+    cli_args: list[str] | None = None,
+    *,
+    secret_reads: Risk = Risk.MODIFY,
+) -> Risk:
+    """The risk level of one call: ``operation`` is botocore's name, or None for a high-level CLI command.
+
+    ``secret_reads`` is the policy's level for an operation that returns secrets (``returns_secrets``); the
+    default is the policy's default.
+    """
     if operation is None:
         key = (service.lower(), cli_operation.lower())
         if key == ("s3", "sync") and has_delete_flag(cli_args or ()):
             return Risk.DESTRUCTIVE
         return _high_level_risk(*key)
-    return _sdk_risk(service.lower(), operation)
+    risk = _sdk_risk(service.lower(), operation)
+    if returns_secrets(service.lower(), operation):
+        return max(risk, secret_reads)
+    return risk
 
 
 def has_delete_flag(args: Sequence[str]) -> bool:

@@ -36,7 +36,15 @@ class ResolvedCommand(BaseModel):
         description="For an aws CLI customization such as `emr create-cluster`: the API operations it may call.",
     )
     risk: Risk
-    display: str
+    returns_secrets: bool = Field(
+        default=False,
+        description="Its output can hold a member botocore's model marks sensitive: those values are withheld "
+        "from the output, and its risk is at least the policy's `secret_reads`.",
+    )
+    display: str = Field(
+        description="The command as shown to people, logs and the LLM: every sensitive input value withheld "
+        "(engine.display). Only the executor reads `cli_args` and `params`."
+    )
     timeout_seconds: float | None = None
     supports_dry_run: bool = Field(default=False, description="The operation's input has a DryRun member.")
 

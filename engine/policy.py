@@ -1,7 +1,7 @@
 """The policy file: which operations may run, how risky they count, and (for Slack) who approves what.
 
-The engine reads the execution part (allow/deny, risk overrides, limits); the Slack front end reads the
-channel and approval part. One file, one model, so the two can never disagree.
+The engine reads the execution part (allow/deny, risk overrides, secret reads, limits); the Slack front end
+reads the channel and approval part. One file, one model, so the two can never disagree.
 """
 
 from __future__ import annotations
@@ -37,6 +37,11 @@ class Policy(BaseModel):
     deny: list[OperationGlob] = Field(default_factory=list, description="Wins over allow.")
     risk_overrides: dict[OperationGlob, Risk] = Field(
         default_factory=dict, description="Raise an operation's risk, e.g. `ec2:StopInstances: destructive`."
+    )
+    secret_reads: Risk = Field(
+        default=Risk.MODIFY,
+        description="The level of an operation whose output botocore's model marks sensitive (it returns "
+        "secrets): `modify` by default, so it needs approval; never lowers what the operation's verb says.",
     )
     max_commands: int = Field(default=50, ge=1, le=1000)
     local_file_dir: Path | None = Field(

@@ -55,11 +55,13 @@ from engine import awscli_model
 from engine.awscli_model import LocalAccess
 from engine.classify import operation_risk
 from engine.commands import ResolvedCommand, ValidatedCommand, ValidatedPlan
+from engine.display import command_display
 from engine.errors import PlanValidationError
 from engine.plan import CommandSpec, ExecutionMode, Plan, parse_plan
 from engine.policy import Policy
 from engine.risk import Risk, highest
 from engine.secret_inputs import seal_plan, unseal_plan
+from engine.sensitive import returns_secrets
 
 SHELL_CHARACTERS = {
     ";": "command separator",
@@ -181,7 +183,8 @@ def resolve_command(
             problems, fields = _resolve_cli(spec.cli, policy)
         else:
             problems, fields = _resolve_sdk(spec, policy)
-        display = spec.display
+        # What everything but the executor shows of the command: its sensitive input values withheld.
+        display = "" if problems else command_display(spec, fields["service"], fields["operation"], fields["params"])
     except RecursionError:
         # Deep SDK params pass the plan parser but not botocore's recursive validator or json.dumps.
         problems, fields, display = ["the command is nested too deeply to check"], {}, ""
@@ -285,13 +288,19 @@ def _resolve_cli(text: str, policy: Policy) -> tuple[list[str], dict[str, Any]]:
         risk = highest(
             [
                 _raised(
-                    operation_risk(reading.service, name, xform_name(name, "-")), policy, reading.service, name, names
+                    operation_risk(reading.service, name, xform_name(name, "-"), secret_reads=policy.secret_reads),
+                    policy,
+                    reading.service,
+                    name,
+                    names,
                 )
                 for name in reading.api_operations
             ]
         )
     else:
-        risk = operation_risk(reading.service, reading.operation, reading.cli_operation, args)
+        risk = operation_risk(
+            reading.service, reading.operation, reading.cli_operation, args, secret_reads=policy.secret_reads
+        )
     return [], {
         "form": "cli",
         "service": reading.service,
@@ -303,6 +312,7 @@ def _resolve_cli(text: str, policy: Policy) -> tuple[list[str], dict[str, Any]]:
         "high_level": reading.high_level,
         "api_operations": list(reading.api_operations),
         "risk": _raised(risk, policy, reading.service, operation, names),
+        "returns_secrets": any(returns_secrets(reading.service, name) for name in called),
         "supports_dry_run": reading.supports_dry_run,
     }
 
@@ -470,7 +480,7 @@ def _resolve_sdk(spec: CommandSpec, policy: Policy) -> tuple[list[str], dict[str
     if problems:
         return problems, {}
     shape = operation_model.input_shape
-    risk = operation_risk(service, operation, names[1], None)
+    risk = operation_risk(service, operation, names[1], None, secret_reads=policy.secret_reads)
     return [], {
         "form": "sdk",
         "service": service,
@@ -479,6 +489,7 @@ def _resolve_sdk(spec: CommandSpec, policy: Policy) -> tuple[list[str], dict[str
         "cli_operation": names[1],
         "params": dict(params),
         "risk": _raised(risk, policy, service, operation, names),
+        "returns_secrets": returns_secrets(service, operation),
         "supports_dry_run": shape is not None and "DryRun" in shape.members,
     }
 

@@ -20,6 +20,14 @@ def test_the_example_policy_loads() -> None:
     assert policy.raised_risk("ec2", "StopInstances") is Risk.DESTRUCTIVE
 
 
+def test_reads_that_return_secrets_count_as_modify_unless_the_policy_says_otherwise(tmp_path: Path) -> None:
+    assert Policy().secret_reads is Risk.MODIFY
+    assert load_policy(EXAMPLE).secret_reads is Risk.MODIFY
+    path = tmp_path / "policy.yaml"
+    path.write_text("secret_reads: read_only\n")
+    assert load_policy(path).secret_reads is Risk.READ_ONLY
+
+
 def test_read_only_plans_run_without_approval_only_while_auto_run_is_on() -> None:
     assert Policy(auto_run_read_only=True).required_approvals(Risk.READ_ONLY) == 0
     assert Policy(auto_run_read_only=False).required_approvals(Risk.READ_ONLY) == 1
@@ -40,6 +48,7 @@ def test_changing_plans_always_need_at_least_one_approval() -> None:
         ("max_commands: 0", "max_commands"),
         ("local_file_dir: relative/dir", "absolute"),
         ("surprise: true", "surprise"),
+        ("secret_reads: never", "secret_reads"),
         ("- a list", "must be a mapping"),
         ("allow: [", "not valid YAML"),
     ],

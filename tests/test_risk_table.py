@@ -10,6 +10,7 @@ from botocore import xform_name
 
 from engine.classify import EXCEPTIONS, HIGH_LEVEL, is_tag_removal, operation_risk, verb_risk
 from engine.risk import Risk
+from engine.sensitive import returns_secrets
 
 R, M, D = Risk.READ_ONLY, Risk.MODIFY, Risk.DESTRUCTIVE
 
@@ -55,8 +56,8 @@ TABLE: list[tuple[str, str, Risk]] = [
     # s3
     ("s3", "ListBuckets", R),
     ("s3", "ListObjectsV2", R),
-    ("s3", "GetObject", R),
-    ("s3", "HeadObject", R),
+    ("s3", "GetObject", M),  # returns secrets: SSEKMSKeyId is marked sensitive
+    ("s3", "HeadObject", M),  # returns secrets: SSEKMSKeyId
     ("s3", "HeadBucket", R),
     ("s3", "GetBucketPolicy", R),
     ("s3", "SelectObjectContent", R),
@@ -95,9 +96,9 @@ TABLE: list[tuple[str, str, Risk]] = [
     ("iam", "RemoveRoleFromInstanceProfile", D),
     ("iam", "ResetServiceSpecificCredential", D),
     # rds
-    ("rds", "DescribeDBInstances", R),
-    ("rds", "DescribeDBClusters", R),
-    ("rds", "DownloadDBLogFilePortion", R),
+    ("rds", "DescribeDBInstances", M),  # returns secrets: PendingModifiedValues.MasterUserPassword
+    ("rds", "DescribeDBClusters", M),  # returns secrets (model)
+    ("rds", "DownloadDBLogFilePortion", M),  # returns secrets: LogFileData
     ("rds", "CreateDBSnapshot", M),
     ("rds", "ModifyDBInstance", M),
     ("rds", "RebootDBInstance", M),
@@ -112,9 +113,9 @@ TABLE: list[tuple[str, str, Risk]] = [
     ("rds", "ResetDBParameterGroup", D),
     ("rds", "DeleteDBInstance", D),
     # lambda
-    ("lambda", "ListFunctions", R),
-    ("lambda", "GetFunction", R),
-    ("lambda", "GetFunctionConfiguration", R),
+    ("lambda", "ListFunctions", M),  # returns secrets: Environment.Variables
+    ("lambda", "GetFunction", M),  # returns secrets: Environment.Variables
+    ("lambda", "GetFunctionConfiguration", M),  # returns secrets: Environment.Variables
     ("lambda", "Invoke", M),
     ("lambda", "InvokeWithResponseStream", M),
     ("lambda", "UpdateFunctionCode", M),
@@ -192,7 +193,7 @@ TABLE: list[tuple[str, str, Risk]] = [
     # ecs
     ("ecs", "ListClusters", R),
     ("ecs", "DescribeServices", R),
-    ("ecs", "DescribeTasks", R),
+    ("ecs", "DescribeTasks", M),  # returns secrets: container override environment
     ("ecs", "RegisterTaskDefinition", M),
     ("ecs", "UpdateService", M),
     ("ecs", "RunTask", M),
@@ -222,7 +223,7 @@ TABLE: list[tuple[str, str, Risk]] = [
     # secretsmanager
     ("secretsmanager", "ListSecrets", R),
     ("secretsmanager", "DescribeSecret", R),
-    ("secretsmanager", "GetRandomPassword", R),
+    ("secretsmanager", "GetRandomPassword", M),  # returns secrets: RandomPassword
     ("secretsmanager", "GetSecretValue", M),
     ("secretsmanager", "BatchGetSecretValue", M),
     ("secretsmanager", "PutSecretValue", M),
@@ -230,7 +231,7 @@ TABLE: list[tuple[str, str, Risk]] = [
     ("secretsmanager", "RestoreSecret", M),
     ("secretsmanager", "DeleteSecret", D),
     # ssm
-    ("ssm", "DescribeInstanceInformation", R),
+    ("ssm", "DescribeInstanceInformation", M),  # returns secrets: IPAddress
     ("ssm", "DescribeParameters", R),
     ("ssm", "GetCommandInvocation", R),
     ("ssm", "GetParameter", M),
@@ -285,7 +286,7 @@ TABLE: list[tuple[str, str, Risk]] = [
     ("elasticache", "TestFailover", D),
     ("apigateway", "TestInvokeMethod", M),
     ("events", "TestEventPattern", R),
-    ("cognito-idp", "AdminGetUser", R),
+    ("cognito-idp", "AdminGetUser", M),  # returns secrets: Username, UserAttributes
     ("cognito-idp", "AdminDeleteUser", D),
     ("cognito-idp", "DescribeUserPoolClient", M),
     ("organizations", "CloseAccount", D),
@@ -422,12 +423,12 @@ def test_high_level_table_names_only_known_services() -> None:
 SWEPT_SERVICES = ("ec2", "s3", "iam")
 
 
-def _sweep_deviations(service: str) -> tuple[list[str], int, int]:
+def _sweep_deviations(service: str, secret_reads: Risk = M) -> tuple[list[str], int, int]:
     """Operations whose name says delete or read but whose level says otherwise, plus how many were checked."""
     deviations: list[str] = []
     deletes = reads = 0
     for operation in sorted(_operation_names(service)):
-        risk = operation_risk(service, operation, xform_name(operation, "-"))
+        risk = operation_risk(service, operation, xform_name(operation, "-"), secret_reads=secret_reads)
         if operation.startswith(("Delete", "Terminate")):
             deletes += 1
             if risk is not D:
@@ -439,10 +440,15 @@ def _sweep_deviations(service: str) -> tuple[list[str], int, int]:
     return deviations, deletes, reads
 
 
+def _explained(name: str) -> bool:
+    service, operation = name.split(":")
+    return name in EXCEPTIONS or is_tag_removal(operation) or returns_secrets(service, operation)
+
+
 @pytest.mark.parametrize("service", SWEPT_SERVICES)
 def test_whole_service_sweep_keeps_deletes_destructive_and_reads_read_only(service: str) -> None:
     deviations, deletes, reads = _sweep_deviations(service)
-    unexplained = [name for name in deviations if name not in EXCEPTIONS and not is_tag_removal(name.split(":")[1])]
+    unexplained = [name for name in deviations if not _explained(name)]
     assert not unexplained, "\n".join(f"{name} is {operation_risk(*name.split(':'), '')}" for name in unexplained)
     # Guards against a sweep that checks nothing because the model failed to load or the names changed.
     assert deletes >= 5
@@ -450,6 +456,80 @@ def test_whole_service_sweep_keeps_deletes_destructive_and_reads_read_only(servi
 
 
 def test_sweep_deviations_are_exactly_the_reviewed_ones() -> None:
-    # A new exception or rule that bends a whole-service Delete*/Describe* must be reviewed here too.
-    deviations = {name for service in SWEPT_SERVICES for name in _sweep_deviations(service)[0]}
-    assert deviations == {"ec2:DeleteTags", "ec2:GetPasswordData"}
+    # A new exception or rule that bends a whole-service Delete*/Describe* must be reviewed here too. With
+    # secret reads at read-only, only the verb rules and the exceptions table are left to bend anything.
+    deviations = {name for service in SWEPT_SERVICES for name in _sweep_deviations(service, secret_reads=R)[0]}
+    assert deviations == {"ec2:DeleteTags"}
+
+
+# -- operations that return secrets: the class comes from botocore's model ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:BatchGetSecretValue",
+        "ssm:GetParameter",
+        "ssm:GetParametersByPath",
+        "sts:GetSessionToken",
+        "sts:GetFederationToken",
+        "ec2:GetPasswordData",
+        "lambda:GetFunctionConfiguration",
+        "ecs:DescribeTaskDefinition",
+        "iam:ListVirtualMFADevices",
+        "codeartifact:GetAuthorizationToken",
+        "lightsail:GetRelationalDatabaseMasterUserPassword",
+    ],
+)
+def test_a_read_the_model_marks_as_returning_secrets_needs_approval_by_default(name: str) -> None:
+    service, operation = name.split(":")
+    assert returns_secrets(service, operation)
+    assert name not in EXCEPTIONS
+    assert verb_risk(operation) is R
+    assert operation_risk(service, operation, xform_name(operation, "-")) is M
+
+
+@pytest.mark.parametrize("level", list(Risk))
+def test_secret_reads_sets_the_level_of_a_secret_returning_read(level: Risk) -> None:
+    assert operation_risk("secretsmanager", "GetSecretValue", "get-secret-value", secret_reads=level) is level
+    assert operation_risk("SSM", "GetParameter", "get-parameter", secret_reads=level) is level
+
+
+def test_secret_reads_never_lowers_what_the_verb_says() -> None:
+    # Both return secrets; the verb keeps them where they were.
+    assert operation_risk("iam", "CreateAccessKey", "create-access-key", secret_reads=R) is M
+    assert operation_risk("rds", "DeleteDBInstance", "delete-db-instance", secret_reads=R) is D
+    assert operation_risk("rds", "DeleteDBInstance", "delete-db-instance", secret_reads=M) is D
+
+
+def test_secret_reads_does_not_touch_operations_that_return_no_secrets() -> None:
+    assert not returns_secrets("ec2", "DescribeInstances")
+    assert operation_risk("ec2", "DescribeInstances", "describe-instances", secret_reads=D) is R
+    assert operation_risk("s3", None, "ls", ["s3", "ls"], secret_reads=D) is R
+
+
+def test_console_output_is_not_marked_by_the_model_and_stays_read_only() -> None:
+    # What a boot script prints to the console is free text: engine.redact's rules, not the model, cover it.
+    assert not returns_secrets("ec2", "GetConsoleOutput")
+    assert operation_risk("ec2", "GetConsoleOutput", "get-console-output") is R
+
+
+READ_VERB_CREDENTIAL_EXCEPTIONS = sorted(
+    name
+    for name, level in EXCEPTIONS.items()
+    if level is M and verb_risk(name.split(":")[1]) is R and name != "cognito-identity:GetId"
+)
+
+
+def test_the_hand_kept_credential_reads_are_few() -> None:
+    assert len(READ_VERB_CREDENTIAL_EXCEPTIONS) == 9
+
+
+@pytest.mark.parametrize("name", READ_VERB_CREDENTIAL_EXCEPTIONS)
+def test_a_hand_kept_credential_read_is_one_the_model_does_not_mark(name: str) -> None:
+    # Once botocore marks it, the entry is dead weight: the model covers it and redacts its output.
+    service, operation = name.split(":")
+    assert not returns_secrets(service, operation)
+    # Its output is not withheld by shape, so no policy setting lowers it.
+    assert operation_risk(service, operation, xform_name(operation, "-"), secret_reads=R) is M

@@ -13,11 +13,14 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from bot.slack.blocks.actions import SHORT_HASH_LENGTH, ActionRef
+from engine.display import plan_command_display
 from engine.dry_run import DRY_RUN_NOT_RUN_REASON
 from engine.history.records import CommandRecord, CommandStatus, Decision, ExecutionRecord, RecordStatus
 from engine.plan import ExecutionMode, FailurePolicy, Plan, PlanCommand, plan_from_data
 from engine.results import PlanResult, RunState
 from engine.risk import Risk
+from engine.secret_inputs import MARKER
+from engine.sensitive import REDACTED, returns_secrets
 
 
 def _aware(value: datetime) -> datetime:
@@ -46,6 +49,9 @@ class CommandView(_Frozen):
     description: str | None = None
     depends_on: list[str] = Field(default_factory=list)
     rollback: list[str] = Field(default_factory=list, description="Displays of the rollback steps, in order.")
+    returns_secrets: bool = Field(
+        default=False, description="Its output holds values botocore's model marks sensitive, withheld when it runs."
+    )
     status: CommandStatus = CommandStatus.PENDING
     error: str | None = Field(default=None, description="Why it failed or was skipped, once it ran.")
 
@@ -294,16 +300,26 @@ def _command_view(command: PlanCommand, stored: CommandRecord | None, plan_risk:
         error = stored.skipped_reason
     return CommandView(
         id=command.id,
-        # The record keeps the command as it was displayed and run (already redacted).
-        display=(stored.command if stored is not None and stored.command else command.display),
+        # The record keeps the command as it was displayed and run, its sensitive inputs withheld.
+        display=_shown(stored.command if stored is not None and stored.command else plan_command_display(command)),
         # A command the classifier left without a level counts at the plan's level, never lower.
         risk=(stored.risk if stored is not None and stored.risk is not None else plan_risk),
         description=command.description,
         depends_on=list(command.depends_on),
-        rollback=[step.display for step in command.rollback],
+        rollback=[_shown(plan_command_display(step)) for step in command.rollback],
+        # From the model, by the operation the record names (a high-level command's CLI word is not in it).
+        returns_secrets=stored is not None
+        and stored.service is not None
+        and returns_secrets(stored.service, stored.operation),
         status=stored.status if stored is not None else CommandStatus.PENDING,
         error=error,
     )
+
+
+def _shown(display: str) -> str:
+    # The stored plan holds a marker where a secret input was (engine.secret_inputs): the card says what
+    # every other place says, and a marker's digest means nothing to a reader.
+    return MARKER.sub(REDACTED, display)
 
 
 def _error_text(code: str | None, message: str | None) -> str:

@@ -75,6 +75,8 @@ _DEPENDENCIES_SHOWN = 8
 _ROLLBACK_STEP_MIN = 160
 _ENTRY_SEPARATOR = "\n\n"
 _HISTORY = "`cloudops history`"
+# What a reviewer must know before approving a read that hands out secrets: the values are not shown.
+RETURNS_SECRETS_NOTE = ":lock: _returns secrets: sensitive output withheld_"
 
 
 def plan_message(card: PlanCard) -> RenderedMessage:
@@ -311,6 +313,8 @@ def _command_entry(index: int, view: CommandView, where: str) -> str:
     if view.status is not CommandStatus.PENDING:
         head += f" · {COMMAND_STATUS_BADGE[view.status]}"
     fixed = [head]
+    if view.returns_secrets:
+        fixed.append(RETURNS_SECRETS_NOTE)
     if view.description:
         fixed.append(fit(view.description, _DESCRIPTION_MAX, where))
     if view.error and view.status in (CommandStatus.FAILED, CommandStatus.SKIPPED):
