@@ -43,12 +43,12 @@ _SECRET_SUFFIX = re.compile(
 # Tokens that page, order, lock or deduplicate requests, or name a handle: anyone holding them can do
 # nothing they could not already do, and hiding them breaks pagination and optimistic locking (WAF's
 # LockToken) in the output. Grant tokens are documented by KMS as not secret; SES verification tokens are
-# published in DNS.
+# published in DNS, and so are DKIM tokens.
 _NOT_SECRET_TOKEN = re.compile(
     r"(?:next|continuation|client|idempotency|pagination|paging|starting|start|page|sync|sequence|forward|"
     r"backward|change|resume|conflict|request|cursor|previous|prev|marker|expired|invalid|missing|malformed|"
     r"deduplication|cancellation|lock|creation|registration|update|copyproduct|provisioning|verification|"
-    r"grant|purchase|workunit|export|import|task|callback|query|batch|queue|rotation|replay|nextlock)tokens?$"
+    r"grant|purchase|workunit|export|import|task|callback|query|batch|queue|rotation|replay|nextlock|dkim)tokens?$"
 )
 
 

@@ -35,7 +35,13 @@ def _redact_node(obj: Any, *, secret: bool) -> Any:
     if isinstance(obj, Mapping):
         return _redact_mapping(obj)
     if isinstance(obj, list | tuple):
-        items = [_redact_node(item, secret=secret) for item in obj]
+        if not secret and obj and all(isinstance(item, str) for item in obj):
+            # A list of lines (a file's, a log's) is read as one text: a key block or a CSV table may span
+            # its items.
+            redactor = StreamRedactor()
+            items = [redactor.feed(item) for item in obj]
+        else:
+            items = [_redact_node(item, secret=secret) for item in obj]
         return items if isinstance(obj, list) else tuple(items)
     if isinstance(obj, str):
         return (REDACTED if obj else obj) if secret else redact_text(obj)
