@@ -4,7 +4,7 @@ Every regex plugin of ``detect-secrets`` (its ``denylist`` patterns: AWS key ids
 Stripe, SendGrid, PyPI, npm, Discord, Telegram, JWTs, Azure storage keys, URL credentials and more) is taken
 from the installed library at first use, never copied here, and compiled into one scanner. Each pattern is
 run only on lines holding one of its literals (read from the pattern itself), so a line with no candidate
-costs one search. Left out: the entropy and keyword plugins (they flag identifiers, hashes and prose: a
+costs one lookup in ``gate``. Left out: the entropy and keyword plugins (they flag identifiers, hashes and prose: a
 quarter of the values in the aws CLI's example outputs) and public IP addresses, which are not secrets.
 Private key headers are handled as blocks by the stream redactor, and "keyword = value" patterns by the key
 and label rules.
@@ -24,6 +24,8 @@ from functools import cache
 from re import _constants as sre_constants  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 
+from engine.redaction.gate import add_triggers, triggers_in
+
 REDACTED = "[REDACTED]"
 
 # Plugins whose findings are not secrets to redact from command output, or are handled elsewhere.
@@ -35,7 +37,7 @@ _KEYWORD_ASSIGNMENT = "(?:(?<=\\W)|(?<=^))"
 
 # Issuers ``detect-secrets`` has no plugin for (yet): each prefix is the issuer's own, documented format.
 SUPPLEMENT: tuple[tuple[str, str], ...] = (
-    ("Slack client, cookie and refresh tokens", r"xox[a-z]-[A-Za-z0-9%-]{20,}|xoxe\.xox[a-z]-[A-Za-z0-9-]{20,}"),
+    ("Slack client, cookie and refresh tokens", r"xox[cdeu]-[A-Za-z0-9%-]{20,}"),
     ("Amazon MWS", r"amzn\.mws\.[0-9a-f-]{36}"),
     ("Atlassian and Bitbucket", r"AT(?:ATT|CTT|BB)[A-Za-z0-9_=+/-]{24,}"),
     ("Docker Hub", r"dckr_pat_[A-Za-z0-9_-]{20,}"),
@@ -66,15 +68,12 @@ SUPPLEMENT: tuple[tuple[str, str], ...] = (
         r"sntry[su]_[A-Za-z0-9+/=_-]{60,}|PMAK-[a-f0-9]{24}-[a-f0-9]{34}|lin_api_[A-Za-z0-9]{40}",
     ),
     ("Notion, Figma, Dropbox", r"ntn_[A-Za-z0-9]{40,}|figd_[A-Za-z0-9_-]{40,}|sl\.[A-Za-z0-9_-]{130,}"),
-    (
-        "Contentful, Airtable, Mapbox",
-        r"CFPAT-[A-Za-z0-9_-]{43}|pat[A-Za-z0-9]{14}\.[a-f0-9]{64}|sk\.eyJ[A-Za-z0-9._-]{40,}",
-    ),
+    ("Contentful, Airtable", r"CFPAT-[A-Za-z0-9_-]{43}|pat[A-Za-z0-9]{14}\.[a-f0-9]{64}"),
     ("1Password, Prefect, ReadMe", r"ops_eyJ[A-Za-z0-9+/=_-]{100,}|pnu_[A-Za-z0-9]{36}|rdme_[a-f0-9]{70}"),
     ("Typeform, Adafruit", r"tfp_[A-Za-z0-9_-]{40,}_[A-Za-z0-9_-]{10,}|aio_[A-Za-z0-9]{28}"),
     ("Groq, Perplexity, Replicate", r"gsk_[A-Za-z0-9]{48,}|pplx-[A-Za-z0-9]{48}|r8_[A-Za-z0-9]{37}"),
     ("Hugging Face, npm", r"hf_[A-Za-z0-9]{34,}|npm_[A-Za-z0-9]{36}"),
-    ("LLM API keys", r"sk-(?:proj-|ant-[a-z]{3}\d\d-|svcacct-|admin-)?[A-Za-z0-9_-]{40,}"),
+    ("LLM API keys", r"sk-(?:proj|ant-[a-z]{3}\d\d|svcacct|admin)-[A-Za-z0-9_-]{40,}"),
 )
 
 # A token runs over these characters; a match is widened to the whole run (URL escapes included).
@@ -90,6 +89,8 @@ class Rule:
     source: str  # the plugin, or the SUPPLEMENT entry
     pattern: re.Pattern[str]
     triggers: tuple[str, ...]  # lowercase literals one of which every match holds; () when none is known
+    # Without those, shorter literals as written ("AP", "Q~", "."), one of which every match holds.
+    exact: tuple[str, ...] = ()
 
 
 def _literal_runs(parsed: sre_parse.SubPattern) -> list[set[str]]:
@@ -147,17 +148,30 @@ def _branch_options(arg: object) -> set[str] | None:
     return options
 
 
-def triggers_of(pattern: re.Pattern[str]) -> tuple[str, ...]:
-    """Lowercase literals, one of which is in every match of ``pattern``: the longest run it must contain."""
+def _best_run(pattern: re.Pattern[str], shortest: int) -> set[str]:
     try:
         runs = _literal_runs(sre_parse.parse(pattern.pattern, pattern.flags & ~re.UNICODE))
     except (re.error, TypeError, IndexError):
+        return set()
+    usable = [run for run in runs if min(len(option) for option in run) >= shortest]
+    return max(usable, key=lambda run: min(len(option) for option in run)) if usable else set()
+
+
+def triggers_of(pattern: re.Pattern[str]) -> tuple[str, ...]:
+    """Lowercase literals, one of which is in every match of ``pattern``: the longest run it must contain."""
+    return tuple(sorted({option.lower() for option in _best_run(pattern, _MIN_TRIGGER)}))
+
+
+def exact_triggers_of(pattern: re.Pattern[str]) -> tuple[str, ...]:
+    """For a pattern with no usable trigger: its longest literal run as written, however short."""
+    if pattern.flags & re.IGNORECASE:
         return ()
-    usable = [run for run in runs if min(len(option) for option in run) >= _MIN_TRIGGER]
-    if not usable:
-        return ()
-    best = max(usable, key=lambda run: min(len(option) for option in run))
-    return tuple(sorted({option.lower() for option in best}))
+    return tuple(sorted(_best_run(pattern, 1)))
+
+
+def _rule(source: str, pattern: re.Pattern[str], written: re.Pattern[str]) -> Rule:
+    triggers = triggers_of(written)
+    return Rule(source, pattern, triggers, () if triggers else exact_triggers_of(written))
 
 
 def _compile(source: str, flags: int) -> re.Pattern[str]:
@@ -175,8 +189,7 @@ def _library_rules() -> list[Rule]:
         for denied in plugin.denylist:
             if denied.pattern.startswith(_KEYWORD_ASSIGNMENT):
                 continue
-            pattern = _compile(denied.pattern, denied.flags)
-            rules.append(Rule(plugin.__name__, pattern, triggers_of(denied)))
+            rules.append(_rule(plugin.__name__, _compile(denied.pattern, denied.flags), denied))
     return rules
 
 
@@ -208,7 +221,7 @@ def _alternatives(source: str) -> list[str]:
 
 def _supplement_rules() -> list[Rule]:
     return [
-        Rule(name, _compile(alternative, 0), triggers_of(re.compile(alternative)))
+        _rule(name, _compile(alternative, 0), re.compile(alternative))
         for name, source in SUPPLEMENT
         for alternative in _alternatives(source)
     ]
@@ -221,7 +234,7 @@ def rules() -> tuple[Rule, ...]:
 
 
 @cache
-def _scanner() -> tuple[re.Pattern[str], dict[str, tuple[Rule, ...]], tuple[Rule, ...]]:
+def _scanner() -> tuple[dict[str, tuple[Rule, ...]], tuple[Rule, ...]]:
     by_trigger: dict[str, list[Rule]] = {}
     always: list[Rule] = []
     for rule in rules():
@@ -229,8 +242,13 @@ def _scanner() -> tuple[re.Pattern[str], dict[str, tuple[Rule, ...]], tuple[Rule
             always.append(rule)
         for trigger in rule.triggers:
             by_trigger.setdefault(trigger, []).append(rule)
-    gate = re.compile("|".join(re.escape(t) for t in sorted(by_trigger, key=len, reverse=True)))
-    return gate, {t: tuple(r) for t, r in by_trigger.items()}, tuple(always)
+    add_triggers(by_trigger)
+    return {t: tuple(r) for t, r in by_trigger.items()}, tuple(always)
+
+
+def prepare() -> None:
+    """Compile the rules and register their triggers (done on first use otherwise)."""
+    _scanner()
 
 
 def _after_separator(text: str, index: int) -> bool:
@@ -247,14 +265,17 @@ def _widen(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def secret_spans(text: str, low: str | None = None) -> list[tuple[int, int]]:
-    """Spans of ``text`` holding a secret some rule recognises, widened to whole tokens, merged."""
-    gate, by_trigger, always = _scanner()
-    low = text.lower() if low is None else low
-    candidates: list[Rule] = list(always)
+def secret_spans(text: str, found: frozenset[str] | None = None) -> list[tuple[int, int]]:
+    """Spans of ``text`` holding a secret some rule recognises, widened to whole tokens, merged.
+
+    ``found`` is ``gate.triggers_in(text.lower())`` when the caller has it already."""
+    by_trigger, always = _scanner()
+    if found is None:
+        found = triggers_in(text.lower())
+    candidates = [rule for rule in always if not rule.exact or any(word in text for word in rule.exact)]
     seen: set[int] = set()
-    for hit in gate.finditer(low):
-        for rule in by_trigger[hit.group()]:
+    for word in found:
+        for rule in by_trigger.get(word, ()):
             if id(rule) not in seen:
                 seen.add(id(rule))
                 candidates.append(rule)
@@ -281,9 +302,9 @@ def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
-def redact_detected(text: str, low: str | None = None) -> str:
+def redact_detected(text: str, found: frozenset[str] | None = None) -> str:
     """``text`` with every span ``secret_spans`` finds replaced."""
-    spans = secret_spans(text, low)
+    spans = secret_spans(text, found)
     if not spans:
         return text
     pieces: list[str] = []

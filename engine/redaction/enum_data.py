@@ -75,6 +75,7 @@ NEVER_TEXT: frozenset[str] = frozenset(
         "RotateMasterUserPassword",
         "SMBGuestPasswordSet",
         "SelectiveAuth",
+        "SeniorPass",
         "TemporaryPasswordValidityDays",
         "UseExistingClientSecret",
         "UseLakeFormationCredentials",

@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Callable
 
+from engine.redaction.gate import add_triggers
 from engine.redaction.keys import is_sensitive_key
 
 REDACTED = "[REDACTED]"
@@ -243,18 +244,18 @@ SHAPE_RULES: tuple[tuple[tuple[str, ...], Callable[[str], str]], ...] = (
     (("securestring",), _sub(_SSM_TEXT_SECURE, rf"\g<1>{REDACTED}")),
     (tuple(_COMMAND_OPTIONS), _redact_commands),
     (("machine", "default", "login", "password", "account"), _redact_netrc),
-    ((":",), _sub(_PGPASS, rf"\g<1>{REDACTED}")),
+    (("pgpass", ":*:", ":5432:", ":3306:", ":1433:", ":1521:", ":6432:", ":5439:"), _sub(_PGPASS, rf"\g<1>{REDACTED}")),
     (("pass:",), _sub(_OPENSSL_PASS, rf"\g<1>{REDACTED}")),
     (("define(",), _sub(_DEFINE, _redact_define)),
 )
-# One search for "could any rule apply here?" before trying rules one by one.
-SHAPE_GATE = re.compile("|".join(sorted({re.escape(t) for triggers, _ in SHAPE_RULES for t in triggers})))
+add_triggers(t for triggers, _ in SHAPE_RULES for t in triggers)
 
 
-def redact_shapes(body: str, low: str) -> str:
-    if SHAPE_GATE.search(low):
+def redact_shapes(body: str, found: frozenset[str]) -> str:
+    """``body`` through every rule one of whose triggers is in ``found`` (``gate.triggers_in`` of the line)."""
+    if found:
         for triggers, rule in SHAPE_RULES:
-            if any(t in low for t in triggers):
+            if not found.isdisjoint(triggers):
                 body = rule(body)
     return body
 

@@ -7,7 +7,8 @@ import json
 import re
 from functools import lru_cache
 
-from engine.redaction.detector import redact_detected
+from engine.redaction.detector import prepare, redact_detected
+from engine.redaction.gate import add_triggers, triggers_in
 from engine.redaction.keys import (
     PAIR_NAME_KEYS,
     PAIR_VALUE_KEYS,
@@ -75,8 +76,7 @@ _KEY_TRIGGERS = (
     "securestring",
     "userdata",
 )
-# One search for "could anything here be a secret?" before trying rules one by one.
-_KEY_GATE = re.compile("|".join(map(re.escape, _KEY_TRIGGERS)))
+add_triggers(_KEY_TRIGGERS)
 
 # A header row of comma, semicolon or tab separated names, one of which names a secret column.
 _CSV_DELIMITERS = (",", ";", "\t")
@@ -205,9 +205,11 @@ class StreamRedactor:
             if unterminated:
                 return body
             low = body.lower()
+        prepare()  # the detector's triggers join the gate on first use
+        found = triggers_in(low)
         if self._csv is not None:
             body = self._redact_csv_row(body)
-        if self._pair is not None or _KEY_GATE.search(low):
+        if self._pair is not None or not found.isdisjoint(_KEY_TRIGGERS):
             if self._csv is None:
                 self._read_csv_header(body)
             body = self._redact_quoted_keys(body)
@@ -217,8 +219,9 @@ class StreamRedactor:
         if "\\n" in body:
             body = _redact_escaped_lines(body)
         body = redact_base64_secrets(body)
-        body = redact_shapes(body, body.lower())
-        body = redact_detected(body, body.lower())
+        # A redaction only removes text, so the triggers found before it still cover what is left.
+        body = redact_shapes(body, found)
+        body = redact_detected(body, found)
         return _redact_bare_secret_key(body)
 
     def _read_csv_header(self, body: str) -> None:
