@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Callable
 
@@ -262,11 +261,3 @@ def redact_shapes(body: str, found: frozenset[str]) -> str:
 
 def redact_base64_secrets(body: str) -> str:
     return _BASE64_BLOB.sub(_base64_secret, body)
-
-
-def json_unescaped(value: str) -> str:
-    """A JSON string's inner text unescaped, or the text itself when it is not one."""
-    try:
-        return json.loads(f'"{value}"')
-    except ValueError:
-        return value

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-from functools import lru_cache
 
 from engine.redaction.detector import prepare, redact_detected
 from engine.redaction.gate import add_triggers, triggers_in
@@ -19,7 +18,6 @@ from engine.redaction.keys import (
 )
 from engine.redaction.registry import registered_secrets
 from engine.redaction.shapes import (
-    AUTH_SCHEME,
     PEM_BEGIN,
     PEM_END,
     PUTTY_BEGIN,
@@ -27,17 +25,24 @@ from engine.redaction.shapes import (
     REDACTED,
     decode_base64,
     mask,
-    mixed_enough,
     redact_base64_secrets,
     redact_shapes,
+)
+from engine.redaction.spans import (
+    DQ_INNER,
+    TABLE_BORDER,
+    TABLE_CELL,
+    TABLE_LABEL,
+    csv_field_spans,
+    label_value_span,
+    quoted_value_span,
+    redact_bare_secret_key,
 )
 
 # A quoted key and its colon: JSON ("k": ), Python reprs ('k': ) and JSON escaped inside a string, once
 # (\"k\": ) or more (\\\"k\\\": ).
 _QUOTED_KEY = re.compile(r"""(?P<q>\\*["'])(?P<key>[^"'\\\r\n]{1,128})(?P=q)[ \t]*:[ \t]*""")
 _ONLY_BLANKS = re.compile(r"[ \t]*")
-_DQ_INNER = re.compile(r'(?:[^"\\]|\\.)*')
-_SQ_INNER = re.compile(r"(?:[^'\\]|\\.)*")
 
 # ``label: value`` / ``label=value`` (env files, YAML, INI, headers, query strings, connection strings) and
 # ``--flag value``. Labels glued to a preceding ``:`` or ``/`` are parts of ARNs and paths
@@ -49,8 +54,6 @@ _LABEL = re.compile(
     r"(?P<label>[A-Za-z_][\w.\-]{0,80})[ \t]*(?P<sep>=(?!=)|:(?![:/=]))[ \t]*"
 )
 _LINE_PREFIX = re.compile(r"[ \t]*(?:(?:export|set|setx|local|readonly|declare(?:[ \t]+-\w+)?)[ \t]+|-[ \t]+|#[ \t]*)?")
-_BARE_VALUE = re.compile(r"""[^\s,;&"'<>)\]}\\]+""")
-_SHELL_WORD = re.compile(r"\S+")
 _BLOCK_SCALAR = frozenset({"|", ">", "|-", ">-", "|+", ">+"})
 _LITERALS = frozenset({"true", "false", "null", "none", "~", "yes", "no"})
 _QUERY_SIGNATURE_KEYS = frozenset({"signature", "sig", "code"})
@@ -179,7 +182,7 @@ class StreamRedactor:
             self._in_pem = False
             prefix, body = REDACTED, body[end.end() :]
         elif self._in_string:
-            inner_end = _DQ_INNER.match(body).end()
+            inner_end = DQ_INNER.match(body).end()
             if inner_end == len(body):
                 return body[: _indent_of(body)] + REDACTED
             self._in_string = False
@@ -222,7 +225,7 @@ class StreamRedactor:
         # A redaction only removes text, so the triggers found before it still cover what is left.
         body = redact_shapes(body, found)
         body = redact_detected(body, found)
-        return _redact_bare_secret_key(body)
+        return redact_bare_secret_key(body)
 
     def _read_csv_header(self, body: str) -> None:
         """A header row naming a secret column starts a table whose rows have that column redacted.
@@ -246,7 +249,7 @@ class StreamRedactor:
     def _redact_csv_row(self, body: str) -> str:
         assert self._csv is not None
         delimiter, width, secret = self._csv
-        spans = _csv_field_spans(body, delimiter)
+        spans = csv_field_spans(body, delimiter)
         if len(spans) < width:
             # Not a row of the table any more.
             self._csv = None
@@ -296,7 +299,7 @@ class StreamRedactor:
                 action, self._pair = self._pair, None
             elif norm == "userdata":
                 action = "userdata"
-            span = _quoted_value_span(body, match.end())
+            span = quoted_value_span(body, match.end())
             if span is None:
                 if action == "secret" and _ONLY_BLANKS.fullmatch(body, match.end()):
                     self._open_continuation(_indent_of(body), value_follows=True)
@@ -353,7 +356,7 @@ class StreamRedactor:
             whole_line = at_line_start and (match["sep"] == ":" or body[match.end() - 1] in " \t")
             shell_word = at_line_start and not whole_line
             column = match.start("flag") if flag else match.start("label")
-            span = _label_value_span(body, match.end(), whole_line=whole_line, shell_word=shell_word)
+            span = label_value_span(body, match.end(), whole_line=whole_line, shell_word=shell_word)
             if span is None:
                 if sensitive and whole_line:
                     self._open_continuation(column, value_follows=True)
@@ -383,7 +386,7 @@ class StreamRedactor:
 
     def _redact_table_cells(self, body: str) -> str:
         """``--output table`` rows: ``|  SecretString |  value  |``."""
-        if _TABLE_BORDER.fullmatch(body):
+        if TABLE_BORDER.fullmatch(body):
             # A border closes the sub-table, and with it any pending name/value pair.
             self._pair = None
             return body
@@ -393,7 +396,7 @@ class StreamRedactor:
             value = cell.strip()
             if (
                 not value
-                or not _TABLE_LABEL.fullmatch(label)
+                or not TABLE_LABEL.fullmatch(label)
                 or not self._value_is_secret(normalize(label), value, sensitive=is_sensitive_key(label))
                 or is_enum_value(label, value)
             ):
@@ -401,7 +404,7 @@ class StreamRedactor:
             # Padded to the cell's width so the table's columns stay aligned.
             return match["label"] + "|" + cell.replace(value, REDACTED.ljust(len(value)), 1)
 
-        return _TABLE_CELL.sub(replace, body)
+        return TABLE_CELL.sub(replace, body)
 
     def _value_is_secret(self, norm: str, value: str, *, sensitive: bool) -> bool:
         """Whether the value under a label is secret; tracks name/value pairs on the way."""
@@ -413,107 +416,6 @@ class StreamRedactor:
         if (norm in PAIR_NAME_KEYS and names_secret(value)) or (norm == "type" and value == "SecureString"):
             self._pair = "secret"
         return False
-
-
-# Whole cells, trimmed in code: trimming in the pattern backtracks quadratically over wide padding.
-_TABLE_CELL = re.compile(r"(?<=\|)(?P<label>[ \t]*+[^|\s][^|]*)\|(?P<value>[^|]*)(?=\|)")
-_TABLE_LABEL = re.compile(r"[A-Za-z][\w.\-]{0,80}")
-_TABLE_BORDER = re.compile(r"[ \t]*[|+][|+\- \t]*")
-
-
-def _quoted_value_span(body: str, pos: int) -> tuple[int, int, bool] | None:
-    """(start, end, closed) of the quoted string value at ``pos``; None when the value is not a string."""
-    if body.startswith(("b'", 'b"'), pos):
-        pos += 1  # a bytes repr in a Python dict printed to a log
-    escaped = _ESCAPED_QUOTE.match(body, pos)
-    if escaped is not None:
-        # JSON inside a JSON string, once or more: the value ends at the same escaped quote, not one
-        # escaped deeper.
-        quote = escaped.group()
-        closing = _escaped_closing(quote).search(body, escaped.end())
-        if closing is None:
-            return escaped.end(), len(body), False
-        return escaped.end(), closing.start(), True
-    quote_char = body[pos : pos + 1]
-    if quote_char == '"':
-        end = _DQ_INNER.match(body, pos + 1).end()
-    elif quote_char == "'":
-        end = _SQ_INNER.match(body, pos + 1).end()
-    else:
-        return None
-    return pos + 1, end, end < len(body) and body[end] == quote_char
-
-
-_ESCAPED_QUOTE = re.compile(r"""\\+["']""")
-
-
-@lru_cache(maxsize=16)
-def _escaped_closing(quote: str) -> re.Pattern[str]:
-    return re.compile(r"(?<!\\)" + re.escape(quote))
-
-
-def _csv_field_spans(body: str, delimiter: str) -> list[tuple[int, int]]:
-    """(start, end) of each field of one CSV row, quotes included, in ``body``."""
-    spans: list[tuple[int, int]] = []
-    pos = 0
-    while True:
-        if body.startswith('"', pos):
-            end = pos + 1
-            while True:
-                end = body.find('"', end)
-                if end == -1:
-                    end = len(body)
-                    break
-                if body.startswith('""', end):
-                    end += 2
-                    continue
-                end += 1
-                break
-            stop = body.find(delimiter, end)
-        else:
-            stop = body.find(delimiter, pos)
-        field_end = len(body) if stop == -1 else stop
-        spans.append((pos, field_end))
-        if stop == -1:
-            return spans
-        pos = stop + len(delimiter)
-
-
-def _label_value_span(body: str, pos: int, *, whole_line: bool, shell_word: bool) -> tuple[int, int] | None:
-    if pos >= len(body):
-        return None
-    quote_char = body[pos]
-    if quote_char in "\"'":
-        end = body.find(quote_char, pos + 1)
-        return pos + 1, (len(body.rstrip()) if end == -1 else end)
-    if whole_line:
-        end = len(body.rstrip())
-        return (pos, end) if end > pos else None
-    if body.startswith('\\"', pos):
-        # A quoted value inside a JSON string: db_password = \"...\"
-        end = body.find('\\"', pos + 2)
-        return pos + 2, (len(body) if end == -1 else end)
-    scheme = AUTH_SCHEME.match(body, pos)
-    value_start = scheme.end() if scheme else pos
-    if body.startswith(REDACTED, value_start):
-        # Already redacted: the marker's brackets would otherwise end a bare value early.
-        return pos, value_start + len(REDACTED)
-    bare = (_SHELL_WORD if shell_word else _BARE_VALUE).match(body, value_start)
-    if bare is None:
-        return None
-    return pos, bare.end()
-
-
-_BARE_SECRET_KEY = re.compile(r"[A-Za-z0-9+/]{40}")
-
-
-def _redact_bare_secret_key(body: str) -> str:
-    """A line that is only a secret access key: ``aws configure get aws_secret_access_key`` or a
-    ``--query Credentials.SecretAccessKey`` in text or JSON."""
-    candidate = body.strip().strip('",')
-    if len(candidate) == 40 and _BARE_SECRET_KEY.fullmatch(candidate) and mixed_enough(candidate):
-        return body.replace(candidate, REDACTED)
-    return body
 
 
 def redact_text(text: str) -> str:
