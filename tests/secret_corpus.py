@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 
+import ahocorasick
 import yaml
 from awscli.formatter import JSONFormatter, TableFormatter, TextFormatter
 
@@ -860,9 +861,26 @@ def contexts(shape: Shape) -> Iterator[tuple[str, str]]:
 
 def survivors(shape: Shape, output: str) -> list[str]:
     """The pieces of ``shape``'s secrets still in ``output`` (also as JSON would escape them)."""
+    if len(output) > _LONG_OUTPUT:
+        # One pass over a long output (a data file, a whole export) instead of one per piece.
+        automaton = _pieces(shape)
+        return sorted({window for _, window in automaton.iter(output)}) if len(automaton) else []
     found = []
     for window in shape.windows():
         escaped = json.dumps(window)[1:-1]
         if window in output or escaped in output:
             found.append(window)
     return sorted(found)
+
+
+_LONG_OUTPUT = 20_000
+
+
+@cache
+def _pieces(shape: Shape) -> ahocorasick.Automaton:
+    automaton = ahocorasick.Automaton()
+    for window in shape.windows():
+        automaton.add_word(window, window)
+        automaton.add_word(json.dumps(window)[1:-1], window)
+    automaton.make_automaton()
+    return automaton
